@@ -1,0 +1,17 @@
+import type { Logger } from '../shared/log';
+import type { RepositoryClient } from './transfer/client';
+import type { PgConnectionOptions } from './pg/cluster';
+
+/** What the agent's jobs and socket handlers work with. */
+export interface AgentContext {
+  log: Logger;
+  client: RepositoryClient;
+  stanza: string;
+  pgPath: string;
+  pg: PgConnectionOptions;
+  socketPath: string;
+  walCompressType: string;
+  walCompressLevel: number;
+  /** the command line that runs this agent's archive-get, for restore_command */
+  archiveGetCommand: string;
+}

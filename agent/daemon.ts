@@ -1,0 +1,59 @@
+import path from 'node:path';
+import { formatHelp, parseOptions } from '../shared/config/options';
+import { createLogger } from '../shared/log';
+import { readTlsFiles } from '../shared/tls';
+import { validateStanzaName } from '../shared/validate';
+import { parseCompressType } from '../shared/stream/compress';
+import { UserError } from '../shared/errors';
+import { repositoryClient } from './transfer/client';
+import { startSocketServer } from './socket-server';
+import { JobChannel } from './channel';
+import { AGENT_OPTIONS, AGENT_USAGE } from './options';
+import type { AgentContext } from './context';
+
+/** The command restore_command runs: this very agent program, by absolute path, on this agent's socket. */
+function archiveGetCommand(socketPath: string): string {
+  const quote = (s: string) => (/^[\w@%+=:,./-]+$/.test(s) ? s : `'${s.replace(/'/g, "'\\''")}'`);
+  return `${quote(process.execPath)} ${quote(path.resolve(process.argv[1]))} archive-get --socket ${quote(socketPath)} %f "%p"`;
+}
+
+export async function runDaemon(argv: string[]): Promise<number | void> {
+  const options = parseOptions(AGENT_OPTIONS, argv);
+  if (options.bool('help')) {
+    process.stdout.write(formatHelp(AGENT_USAGE, AGENT_OPTIONS));
+    return 0;
+  }
+  if (options.positional.length > 0) throw new UserError(`unknown command '${options.positional[0]}'\n${AGENT_USAGE}`);
+  const log = createLogger('pgrepo-agent', options.str('log-level')!);
+  const server = options.requireStr('server', 'the repository server to dial, HOST:PORT');
+  const stanza = validateStanzaName(options.requireStr('stanza'));
+  const pgPath = path.resolve(options.requireStr('pg-path', 'the PostgreSQL data directory on this host'));
+  const socketPath = path.resolve(options.str('socket')!);
+  const tls = readTlsFiles(options);
+  const ctx: AgentContext = {
+    log,
+    client: repositoryClient(server, tls),
+    stanza,
+    pgPath,
+    pg: { socketPath: options.str('pg-socket-path')!, port: options.int('pg-port')!, user: options.str('pg-user')!, database: options.str('pg-database')! },
+    socketPath,
+    walCompressType: parseCompressType(options.str('compress-type')!),
+    walCompressLevel: options.int('compress-level')!,
+    archiveGetCommand: archiveGetCommand(socketPath),
+  };
+  const socketServer = await startSocketServer(ctx, server);
+  const channel = new JobChannel(ctx, server);
+  channel.start();
+  log.info({ server, stanza, pgPath, socket: socketPath }, 'agent started');
+  await new Promise<void>((resolve) => {
+    const stop = (signal: string) => {
+      log.info({ signal }, 'agent stopping');
+      channel.stop();
+      socketServer.close();
+      ctx.client.close();
+      resolve();
+    };
+    process.once('SIGTERM', () => stop('SIGTERM'));
+    process.once('SIGINT', () => stop('SIGINT'));
+  });
+}

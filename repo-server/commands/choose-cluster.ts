@@ -1,0 +1,48 @@
+import * as grpc from '@grpc/grpc-js';
+import { StatusError } from '../../shared/errors';
+import type { ClusterIdentity__Output } from '../../shared/generated/pgrepo/v1/ClusterIdentity';
+import type { AttachedAgent } from '../agents';
+import type { ServerContext } from '../context';
+
+export interface ChosenCluster {
+  agent: AttachedAgent;
+  cluster: ClusterIdentity__Output;
+}
+
+function noAgentError(stanza: string): StatusError {
+  return new StatusError(grpc.status.FAILED_PRECONDITION,
+    `no agent is attached for stanza '${stanza}': start pgrepo-agent --stanza ${stanza} on the database host (its certificate's CN needs --auth CN=agent:${stanza} on the server)`);
+}
+
+/**
+ * The agent whose PostgreSQL is a running primary: the one named by `host`, or else the
+ * first attached agent of the stanza that answers. Every agent is asked, so the error can
+ * say what each one found.
+ */
+export async function chooseCluster(ctx: ServerContext, stanza: string, host: string): Promise<ChosenCluster> {
+  let candidates = ctx.agents.forStanza(stanza);
+  if (host) {
+    candidates = candidates.filter((a) => a.identity === host);
+    if (candidates.length === 0) {
+      throw new StatusError(grpc.status.FAILED_PRECONDITION, `agent '${host}' is not attached for stanza '${stanza}' (attached: ${ctx.agents.forStanza(stanza).map((a) => a.identity).join(', ') || 'none'})`);
+    }
+  }
+  if (candidates.length === 0) throw noAgentError(stanza);
+  const answers = await Promise.allSettled(candidates.map((agent) => ctx.agents.identify(agent)));
+  const problems: string[] = [];
+  for (let i = 0; i < candidates.length; i++) {
+    const answer = answers[i];
+    if (answer.status === 'rejected') {
+      problems.push(`${candidates[i].identity}: ${(answer.reason as Error).message}`);
+    } else if (answer.value.in_recovery) {
+      problems.push(`${candidates[i].identity}: PostgreSQL is in recovery (a standby); backups are taken from the primary`);
+    } else {
+      return { agent: candidates[i], cluster: answer.value };
+    }
+  }
+  throw new StatusError(grpc.status.FAILED_PRECONDITION, `no agent of stanza '${stanza}' reached a running primary: ${problems.join('; ')}`);
+}
+
+export function describeCluster(c: { system_id?: string; systemId?: string; version: string }): string {
+  return `system identifier ${c.system_id ?? c.systemId}, PostgreSQL ${c.version}`;
+}

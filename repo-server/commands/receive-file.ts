@@ -1,0 +1,41 @@
+import { createHash } from 'node:crypto';
+import * as grpc from '@grpc/grpc-js';
+import { StatusError } from '../../shared/errors';
+import type { TempFile } from '../storage/posix';
+
+export interface ReceivedTrailer {
+  size: number;
+  checksum: string;
+  repo_size: number;
+  repo_checksum: string;
+}
+
+/**
+ * Writes the data parts of an upload into a temp file, then checks the trailer against what
+ * actually arrived, so a truncated or damaged transfer is never committed.
+ */
+export async function receiveIntoTemp<M extends { part?: string; data?: Buffer; trailer?: ReceivedTrailer | null }>(
+  messages: AsyncIterator<M>, temp: TempFile, what: string,
+): Promise<ReceivedTrailer> {
+  const hash = createHash('sha1');
+  let received = 0;
+  for (;;) {
+    const { value, done } = await messages.next();
+    if (done) throw new StatusError(grpc.status.ABORTED, `${what}: the upload ended before its trailer; nothing was stored`);
+    if (value.part === 'data' && value.data) {
+      hash.update(value.data);
+      received += value.data.length;
+      await temp.handle.write(value.data);
+    } else if (value.part === 'trailer' && value.trailer) {
+      const trailer = value.trailer;
+      const actual = hash.digest('hex');
+      if (trailer.repo_size !== received || trailer.repo_checksum !== actual) {
+        throw new StatusError(grpc.status.DATA_LOSS,
+          `${what}: received ${received} bytes with SHA-1 ${actual}, but the sender sent ${trailer.repo_size} bytes with SHA-1 ${trailer.repo_checksum}; nothing was stored`);
+      }
+      return trailer;
+    } else {
+      throw new StatusError(grpc.status.INVALID_ARGUMENT, `${what}: unexpected '${value.part ?? 'empty'}' message in an upload`);
+    }
+  }
+}

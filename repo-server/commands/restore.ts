@@ -1,0 +1,113 @@
+import * as grpc from '@grpc/grpc-js';
+import { StatusError } from '../../shared/errors';
+import { validateBackupLabel, validateManifestPath } from '../../shared/validate';
+import type { Manifest } from '../../shared/info/manifest';
+import type { RestoreRequest__Output } from '../../shared/generated/pgrepo/v1/RestoreRequest';
+import type { GetManifestRequest__Output } from '../../shared/generated/pgrepo/v1/GetManifestRequest';
+import type { ManifestPart } from '../../shared/generated/pgrepo/v1/ManifestPart';
+import type { GetBackupFileRequest__Output } from '../../shared/generated/pgrepo/v1/GetBackupFileRequest';
+import type { FileChunk } from '../../shared/generated/pgrepo/v1/FileChunk';
+import type { ServerContext } from '../context';
+import { authorizeStanza, type Caller } from '../service/guard';
+import { backupFileKey } from '../repo/layout';
+import type { Emit } from './backup';
+
+/** The label to restore: the one asked for, which must be a complete backup, or the newest. */
+async function resolveLabel(ctx: ServerContext, stanza: string, set: string): Promise<string> {
+  const info = await ctx.store.backupInfo(stanza);
+  if (info.backups.length === 0) throw new StatusError(grpc.status.NOT_FOUND, `stanza '${stanza}' has no backups to restore: run 'repoctl backup --stanza ${stanza}' first`);
+  if (!set) return info.backups[info.backups.length - 1].label;
+  validateBackupLabel(set);
+  if (!info.backups.some((b) => b.label === set)) {
+    throw new StatusError(grpc.status.NOT_FOUND, `backup set '${set}' is not a backup of stanza '${stanza}' (see repoctl info --stanza ${stanza})`);
+  }
+  return set;
+}
+
+export async function runRestore(ctx: ServerContext, req: RestoreRequest__Output, emit: Emit): Promise<void> {
+  const began = Date.now();
+  const stanza = req.stanza;
+  if (!req.host) throw new StatusError(grpc.status.INVALID_ARGUMENT, 'restore needs --host: the identity of the agent that writes the restored cluster');
+  const agent = ctx.agents.get(req.host);
+  if (!agent || agent.stanza !== stanza) {
+    throw new StatusError(grpc.status.FAILED_PRECONDITION, `agent '${req.host}' is not attached for stanza '${stanza}' (attached: ${ctx.agents.forStanza(stanza).map((a) => a.identity).join(', ') || 'none'})`);
+  }
+  const label = await resolveLabel(ctx, stanza, req.set);
+  emit({ log: `restoring backup ${label} of stanza '${stanza}' on agent '${agent.identity}'` });
+  ctx.log.info({ stanza, label, agent: agent.identity, pgPath: req.pg_path || agent.pgPath }, 'restore started');
+  const job = agent.startJob({
+    restore: { stanza, label, pg_path: req.pg_path, tablespace_map: req.tablespace_map, process_max: Math.max(1, req.process_max || 1) },
+  });
+  try {
+    for (;;) {
+      const reply = await job.next();
+      if (reply.progress) emit({ progress: reply.progress });
+      if (reply.restore_done) {
+        const done = reply.restore_done;
+        const seconds = (Date.now() - began) / 1000;
+        ctx.log.info({ stanza, label, agent: agent.identity, files: done.files, bytes: done.bytes, pgPath: done.pg_path, seconds }, 'restore complete');
+        emit({ result: { label, files: done.files, bytes: done.bytes, agent: agent.identity, pg_path: done.pg_path, seconds } });
+        return;
+      }
+    }
+  } catch (err) {
+    ctx.log.warn({ stanza, label, agent: agent.identity, err: (err as Error).message }, 'restore failed');
+    throw err;
+  } finally {
+    agent.endJob(job.id);
+  }
+}
+
+const MANIFEST_PART_FILES = 2000;
+
+export async function getManifest(ctx: ServerContext, req: GetManifestRequest__Output, caller: Caller, write: (part: ManifestPart) => Promise<void>): Promise<void> {
+  const stanza = authorizeStanza(ctx, caller, req.stanza);
+  const label = await resolveLabel(ctx, stanza, req.label);
+  const m = await ctx.store.manifest(stanza, label);
+  const tablespaceOf = new Map(m.targets.filter((t) => t.type === 'link').map((t) => [`pg_data/${t.name}`, t]));
+  await write({
+    label,
+    cluster: { system_id: m.db.systemId, version: m.db.version, catalog_version: m.db.catalogVersion, control_version: m.db.controlVersion },
+    compress_type: m.options.compressType,
+    paths: m.paths,
+    links: m.links.map((l) => ({
+      ...l, tablespace_oid: tablespaceOf.get(l.name)?.tablespaceId ?? 0, tablespace_name: tablespaceOf.get(l.name)?.tablespaceName ?? '',
+    })),
+    databases: m.databases.map((d) => ({ name: d.name, oid: d.oid, last_system_oid: d.lastSystemOid })),
+  });
+  for (let i = 0; i < m.files.length; i += MANIFEST_PART_FILES) {
+    await write({ label, files: m.files.slice(i, i + MANIFEST_PART_FILES).map((f) => ({ ...f, repo_size: f.repoSize, repo_checksum: f.repoChecksum, compress_type: f.compressType, reference: f.reference ?? '' })) });
+  }
+}
+
+// a restore asks for every file of a manifest by name: index each manifest once
+const fileIndexes = new WeakMap<Manifest, Map<string, Manifest['files'][number]>>();
+
+function manifestFile(m: Manifest, name: string) {
+  let index = fileIndexes.get(m);
+  if (!index) {
+    index = new Map(m.files.map((f) => [f.name, f]));
+    fileIndexes.set(m, index);
+  }
+  const file = index.get(name);
+  if (!file) throw new StatusError(grpc.status.NOT_FOUND, `backup ${m.backup.label} has no file '${name}'`);
+  return file;
+}
+
+export async function getBackupFile(ctx: ServerContext, req: GetBackupFileRequest__Output, caller: Caller, write: (chunk: FileChunk) => Promise<void>): Promise<void> {
+  const stanza = authorizeStanza(ctx, caller, req.stanza);
+  const label = validateBackupLabel(req.label);
+  const name = validateManifestPath(req.name);
+  const file = manifestFile(await ctx.store.manifest(stanza, label), name);
+  const key = backupFileKey(stanza, file.reference || label, name, file.compressType);
+  let source;
+  try {
+    source = ctx.storage.openRead(key);
+    for await (const chunk of source) await write({ data: chunk as Buffer });
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
+      throw new StatusError(grpc.status.DATA_LOSS, `backup ${label} of stanza '${stanza}' is damaged: its file ${key} is missing from the repository`);
+    }
+    throw err;
+  }
+}

@@ -1,0 +1,19 @@
+import type { Logger } from '../shared/log';
+import type { AuthRules } from './auth';
+import type { AgentRegistry } from './agents';
+import type { PosixStorage } from './storage/posix';
+import type { StanzaLocks, StanzaStore } from './repo/stanza-store';
+import type { BackupSessions } from './commands/backup-session';
+import type { GuardContext } from './service/guard';
+
+/** What every command handler of the server works with. */
+export interface ServerContext extends GuardContext {
+  log: Logger;
+  rules: () => AuthRules;
+  storage: PosixStorage;
+  store: StanzaStore;
+  agents: AgentRegistry;
+  locks: StanzaLocks;
+  sessions: BackupSessions;
+  archiveTimeoutSeconds: number;
+}

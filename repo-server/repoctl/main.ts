@@ -1,0 +1,112 @@
+#!/usr/bin/env node
+import * as grpc from '@grpc/grpc-js';
+import { formatHelp, parseOptions, type Options } from '../../shared/config/options';
+import { UserError, describeCallError } from '../../shared/errors';
+import { CHANNEL_OPTIONS, loadProto } from '../../shared/proto';
+import { clientCredentials, readTlsFiles } from '../../shared/tls';
+import { runMain } from '../../shared/cli/run-main';
+import type { RepositoryClient } from '../../shared/generated/pgrepo/v1/Repository';
+import type { OperationEvent__Output } from '../../shared/generated/pgrepo/v1/OperationEvent';
+import type { OperationResult__Output } from '../../shared/generated/pgrepo/v1/OperationResult';
+import { REPOCTL_OPTIONS, REPOCTL_USAGE } from './options';
+import { infoJson, infoText } from './format-info';
+import { ProgressDisplay } from './progress-display';
+import { formatBytes } from './units';
+
+interface Cli {
+  options: Options;
+  client: RepositoryClient;
+  server: string;
+  json: boolean;
+}
+
+function unaryCall<Req, Res>(fn: (req: Req, cb: (err: grpc.ServiceError | null, res?: Res) => void) => unknown, req: Req): Promise<Res> {
+  return new Promise((resolve, reject) => fn(req, (err, res) => (err ? reject(err) : resolve(res as Res))));
+}
+
+/** Follows a long operation's event stream, showing progress, and returns its result. */
+async function followOperation(cli: Cli, what: string, stream: AsyncIterable<OperationEvent__Output>): Promise<OperationResult__Output> {
+  const display = new ProgressDisplay(what, !cli.json);
+  try {
+    for await (const event of stream) {
+      if (event.progress) display.update(event.progress);
+      else if (event.log) display.message(event.log);
+      else if (event.result) return event.result;
+    }
+  } finally {
+    display.finish();
+  }
+  throw new UserError(`the server ended the ${what} without a result`);
+}
+
+function print(cli: Cli, json: unknown, text: string): void {
+  process.stdout.write(cli.json ? `${JSON.stringify(json, null, 2)}\n` : `${text}\n`);
+}
+
+function requireStanza(options: Options): string {
+  return options.requireStr('stanza', 'which stanza to work on');
+}
+
+const commands: Record<string, (cli: Cli) => Promise<void>> = {
+  async 'stanza-create'(cli) {
+    const stanza = requireStanza(cli.options);
+    const res = await unaryCall(cli.client.StanzaCreate.bind(cli.client), { stanza });
+    const c = res.cluster!;
+    print(cli, { stanza, agent: res.agent, 'system-id': c.system_id, version: c.version, 'already-existed': res.already_existed },
+      `stanza '${stanza}' ${res.already_existed ? 'already exists and matches' : 'created for'} PostgreSQL ${c.version}, system identifier ${c.system_id} (agent ${res.agent})`);
+  },
+
+  async backup(cli) {
+    const o = cli.options;
+    const result = await followOperation(cli, 'backup', cli.client.Backup({
+      stanza: requireStanza(o), type: o.str('type'), host: o.str('host') ?? '', start_fast: o.bool('start-fast'),
+      compress_type: o.str('compress-type'), compress_level: o.int('compress-level') ?? -1,
+      process_max: o.int('process-max'), archive_timeout: o.int('archive-timeout') ?? 0,
+    }));
+    print(cli, result, `backup ${result.label} complete: ${result.files} files, ${formatBytes(Number(result.bytes))} (${formatBytes(Number(result.repo_bytes))} in the repository) in ${result.seconds.toFixed(1)}s from agent ${result.agent}, LSN ${result.lsn_start}..${result.lsn_stop}`);
+  },
+
+  async restore(cli) {
+    const o = cli.options;
+    const tablespaceMap = o.list('tablespace-map').map((m) => {
+      const eq = m.indexOf('=');
+      if (eq <= 0) throw new UserError(`--tablespace-map '${m}' must be NAME=DIR`);
+      return { name: m.slice(0, eq), path: m.slice(eq + 1) };
+    });
+    const result = await followOperation(cli, 'restore', cli.client.Restore({
+      stanza: requireStanza(o), set: o.str('set') ?? '', host: o.requireStr('host', 'the agent that writes the restored cluster'),
+      pg_path: o.str('pg-path') ?? '', tablespace_map: tablespaceMap, process_max: o.int('process-max'),
+    }));
+    print(cli, result, `restore of backup ${result.label} complete: ${result.files} files, ${formatBytes(Number(result.bytes))} written to ${result.pg_path} on ${result.agent} in ${result.seconds.toFixed(1)}s; start PostgreSQL there to recover to the end of the archived WAL`);
+  },
+
+  async info(cli) {
+    const res = await unaryCall(cli.client.Info.bind(cli.client), { stanza: cli.options.str('stanza') ?? '' });
+    process.stdout.write(cli.json ? `${infoJson(res.stanzas)}\n` : infoText(res.stanzas));
+  },
+};
+
+async function main(): Promise<number | void> {
+  const options = parseOptions(REPOCTL_OPTIONS, process.argv.slice(2));
+  const command = options.positional[0];
+  if (options.bool('help') || !command) {
+    process.stdout.write(formatHelp(REPOCTL_USAGE, REPOCTL_OPTIONS));
+    return command || options.bool('help') ? 0 : 2;
+  }
+  const run = commands[command];
+  if (!run) throw new UserError(`unknown command '${command}'; commands: ${Object.keys(commands).join(', ')}`);
+  const output = options.str('output');
+  if (output !== 'text' && output !== 'json') throw new UserError(`--output must be text or json, not '${output}'`);
+  const server = options.str('server')!;
+  const Client = loadProto().pgrepo.v1.Repository;
+  const client = new Client(server, clientCredentials(readTlsFiles(options)), CHANNEL_OPTIONS);
+  try {
+    await run({ options, client, server, json: output === 'json' });
+  } catch (err) {
+    throw err instanceof UserError ? err : new UserError(describeCallError(err, server));
+  } finally {
+    client.close();
+  }
+}
+
+runMain('repoctl', main);

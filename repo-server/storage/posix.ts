@@ -1,0 +1,124 @@
+import fs from 'node:fs';
+import fsp from 'node:fs/promises';
+import path from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { pipeline } from 'node:stream/promises';
+import type { Readable } from 'node:stream';
+import { safeJoin } from '../../shared/validate';
+import { syncDirectory } from '../../shared/fs-sync';
+
+/**
+ * The repository on a local (or mounted) filesystem. Keys are relative paths; nothing is
+ * visible under its final name until it is complete and durable: temp file → fsync → rename → fsync dir.
+ */
+export class PosixStorage {
+  constructor(readonly root: string) {}
+
+  path(key: string): string {
+    return safeJoin(this.root, key);
+  }
+
+  async exists(key: string): Promise<boolean> {
+    try {
+      await fsp.lstat(this.path(key));
+      return true;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
+      throw err;
+    }
+  }
+
+  /** The file's bytes, or null when it does not exist. */
+  async read(key: string): Promise<Buffer | null> {
+    try {
+      return await fsp.readFile(this.path(key));
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
+      throw err;
+    }
+  }
+
+  openRead(key: string, highWaterMark = 256 * 1024): Readable {
+    return fs.createReadStream(this.path(key), { highWaterMark });
+  }
+
+  async size(key: string): Promise<number> {
+    return (await fsp.stat(this.path(key))).size;
+  }
+
+  /** Names in a directory; empty when it does not exist. */
+  async list(key: string): Promise<string[]> {
+    try {
+      return (await fsp.readdir(this.path(key))).sort();
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+      throw err;
+    }
+  }
+
+  async mkdirp(key: string): Promise<void> {
+    await fsp.mkdir(this.path(key), { recursive: true, mode: 0o750 });
+  }
+
+  async writeAtomic(key: string, data: Buffer | string): Promise<void> {
+    const tmp = await this.openTemp(key);
+    try {
+      await tmp.handle.writeFile(data);
+      await tmp.commit();
+    } finally {
+      await tmp.discard();
+    }
+  }
+
+  /** Writes a stream under a temp name; call commit() to make it durable and visible, discard() otherwise. */
+  async openTemp(key: string): Promise<TempFile> {
+    const final = this.path(key);
+    await fsp.mkdir(path.dirname(final), { recursive: true, mode: 0o750 });
+    const tmpPath = `${final}.pgrepo.tmp.${randomBytes(4).toString('hex')}`;
+    const handle = await fsp.open(tmpPath, 'wx', 0o640);
+    return new TempFile(handle, tmpPath, final);
+  }
+
+  async remove(key: string, recursive = false): Promise<void> {
+    await fsp.rm(this.path(key), { recursive, force: true });
+  }
+
+  /** Replaces a symlink atomically (create under a temp name, rename over). */
+  async symlink(key: string, target: string): Promise<void> {
+    const link = this.path(key);
+    const tmp = `${link}.pgrepo.tmp.${randomBytes(4).toString('hex')}`;
+    await fsp.symlink(target, tmp);
+    await fsp.rename(tmp, link);
+    await syncDirectory(path.dirname(link));
+  }
+}
+
+export class TempFile {
+  private done = false;
+
+  constructor(readonly handle: fsp.FileHandle, readonly tmpPath: string, readonly finalPath: string) {}
+
+  async writeStream(source: Readable): Promise<void> {
+    await pipeline(source, this.handle.createWriteStream({ autoClose: false }));
+  }
+
+  async commit(): Promise<void> {
+    await this.commitAs(this.finalPath);
+  }
+
+  /** Commits under another name in the same directory (when the name depends on the content, as for WAL). */
+  async commitAs(finalPath: string): Promise<void> {
+    await this.handle.sync();
+    await this.handle.close();
+    await fsp.rename(this.tmpPath, finalPath);
+    this.done = true;
+    await syncDirectory(path.dirname(finalPath));
+  }
+
+  async discard(): Promise<void> {
+    if (this.done) return;
+    this.done = true;
+    await this.handle.close().catch(() => undefined);
+    await fsp.rm(this.tmpPath, { force: true });
+  }
+}

@@ -1,0 +1,161 @@
+import fs from 'node:fs';
+import { UserError } from '../errors';
+
+export type OptionType = 'string' | 'int' | 'bool' | 'list';
+
+export interface OptionSpec {
+  name: string;
+  type: OptionType;
+  description: string;
+  default?: string | number | boolean;
+  /** A value that names a file or secret is never echoed in errors. */
+  secret?: boolean;
+}
+
+type Value = string | number | boolean | string[];
+
+/**
+ * The options of one program run: flags first, then the config file, then defaults.
+ * Every option works as `--name value`, `--name=value` and as `name=value` in `--config FILE`
+ * (pgBackRest's convention), so one spec serves both and the two can never drift apart.
+ */
+export class Options {
+  constructor(private readonly values: Map<string, Value>, readonly positional: string[]) {}
+
+  has(name: string): boolean {
+    return this.values.has(name);
+  }
+  str(name: string): string | undefined {
+    const v = this.values.get(name);
+    return v === undefined ? undefined : String(v);
+  }
+  requireStr(name: string, why = ''): string {
+    const v = this.str(name);
+    if (v === undefined || v === '') throw new UserError(`missing option --${name}${why ? `: ${why}` : ''}`);
+    return v;
+  }
+  int(name: string): number | undefined {
+    const v = this.values.get(name);
+    return v === undefined ? undefined : Number(v);
+  }
+  bool(name: string): boolean {
+    return this.values.get(name) === true;
+  }
+  list(name: string): string[] {
+    const v = this.values.get(name);
+    return Array.isArray(v) ? v : v === undefined ? [] : [String(v)];
+  }
+}
+
+function convert(spec: OptionSpec, raw: string, where: string): Value {
+  switch (spec.type) {
+    case 'int': {
+      if (!/^-?\d+$/.test(raw.trim())) throw new UserError(`${where}: option '${spec.name}' must be an integer, got '${raw}'`);
+      return Number(raw);
+    }
+    case 'bool': {
+      const v = raw.trim().toLowerCase();
+      if (['y', 'yes', 'true', 'on', '1'].includes(v)) return true;
+      if (['n', 'no', 'false', 'off', '0'].includes(v)) return false;
+      throw new UserError(`${where}: option '${spec.name}' must be y or n, got '${raw}'`);
+    }
+    default:
+      return raw;
+  }
+}
+
+function setValue(values: Map<string, Value>, spec: OptionSpec, value: Value): void {
+  if (spec.type === 'list') {
+    const prior = values.get(spec.name);
+    values.set(spec.name, [...(Array.isArray(prior) ? prior : []), String(value)]);
+  } else {
+    values.set(spec.name, value);
+  }
+}
+
+function unknownOption(name: string, where: string, specs: OptionSpec[]): UserError {
+  const near = specs.filter((s) => s.name.includes(name) || name.includes(s.name)).map((s) => `--${s.name}`);
+  return new UserError(`${where}: unknown option '${name}'${near.length ? ` (did you mean ${near.join(', ')}?)` : ''}; see --help`);
+}
+
+/** Parses `key=value` lines; `#` comments and `[global]` section headers are allowed. */
+export function parseConfigFile(file: string, specs: OptionSpec[]): Map<string, Value> {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new UserError(`cannot read config file ${file}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
+  }
+  const values = new Map<string, Value>();
+  text.split('\n').forEach((line, i) => {
+    const where = `${file}:${i + 1}`;
+    const trimmed = line.trim();
+    if (trimmed === '' || trimmed.startsWith('#') || trimmed.startsWith(';')) return;
+    if (/^\[.*\]$/.test(trimmed)) {
+      if (trimmed !== '[global]') throw new UserError(`${where}: unknown section ${trimmed}; only [global] is supported`);
+      return;
+    }
+    const eq = trimmed.indexOf('=');
+    if (eq <= 0) throw new UserError(`${where}: expected 'key=value', got '${trimmed}'`);
+    const key = trimmed.slice(0, eq).trim();
+    const spec = specs.find((s) => s.name === key);
+    if (!spec || spec.name === 'config') throw unknownOption(key, where, specs);
+    setValue(values, spec, convert(spec, trimmed.slice(eq + 1).trim(), where));
+  });
+  return values;
+}
+
+/** argv → Options. Positional words (the command and its arguments) are kept in order. */
+export function parseOptions(specs: OptionSpec[], argv: string[]): Options {
+  const flags = new Map<string, Value>();
+  const positional: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i];
+    if (arg === '--') {
+      positional.push(...argv.slice(i + 1));
+      break;
+    }
+    if (!arg.startsWith('--')) {
+      positional.push(arg);
+      continue;
+    }
+    const eq = arg.indexOf('=');
+    let name = eq === -1 ? arg.slice(2) : arg.slice(2, eq);
+    let negated = false;
+    if (!specs.some((s) => s.name === name) && name.startsWith('no-')) {
+      negated = true;
+      name = name.slice(3);
+    }
+    const spec = specs.find((s) => s.name === name);
+    if (!spec) throw unknownOption(name, 'command line', specs);
+    let raw: string;
+    if (spec.type === 'bool') {
+      raw = negated ? 'n' : eq === -1 ? 'y' : arg.slice(eq + 1);
+    } else if (eq !== -1) {
+      raw = arg.slice(eq + 1);
+    } else {
+      if (i + 1 >= argv.length) throw new UserError(`option --${name} needs a value`);
+      raw = argv[++i];
+    }
+    setValue(flags, spec, convert(spec, raw, 'command line'));
+  }
+
+  const configFile = flags.get('config');
+  const fromFile = typeof configFile === 'string' ? parseConfigFile(configFile, specs) : new Map<string, Value>();
+  const values = new Map<string, Value>();
+  for (const spec of specs) {
+    // the flag wins over the file; a list given as flags replaces the file's list
+    const v = flags.get(spec.name) ?? fromFile.get(spec.name) ?? spec.default;
+    if (v !== undefined) values.set(spec.name, v);
+  }
+  return new Options(values, positional);
+}
+
+export function formatHelp(usage: string, specs: OptionSpec[]): string {
+  const width = Math.max(...specs.map((s) => s.name.length)) + 4;
+  const lines = specs.map((s) => {
+    const def = s.default === undefined ? '' : ` (default: ${s.default})`;
+    return `  --${s.name.padEnd(width)}${s.description}${def}`;
+  });
+  return `${usage}\n\nOptions (also as name=value lines in --config FILE; the flag wins):\n${lines.join('\n')}\n`;
+}

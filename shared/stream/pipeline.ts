@@ -1,0 +1,39 @@
+import { once } from 'node:events';
+import { pipeline } from 'node:stream/promises';
+import { Writable, type Readable } from 'node:stream';
+import { HashSize, type HashSizeResult } from './hash-size';
+import { createCompressor, createDecompressor } from './compress';
+
+export interface StoredChecksums {
+  original: HashSizeResult;
+  stored: HashSizeResult;
+}
+
+/** A sink that hands each chunk to `send` and honours its back-pressure. */
+export function chunkSink(send: (chunk: Buffer) => boolean, drainSource: NodeJS.EventEmitter): Writable {
+  return new Writable({
+    write(chunk: Buffer, _enc, done) {
+      if (send(chunk)) done();
+      else once(drainSource, 'drain').then(() => done(), done);
+    },
+  });
+}
+
+/**
+ * The backup data path for one file: read → size + SHA-1 of the original → compress →
+ * size + SHA-1 of the stored bytes → sink. Each byte is read once and compressed once.
+ */
+export async function compressStream(source: Readable, compressType: string, level: number, sink: Writable): Promise<StoredChecksums> {
+  const original = new HashSize();
+  const stored = new HashSize();
+  await pipeline(source, original, createCompressor(compressType, level), stored, sink);
+  return { original: original.result(), stored: stored.result() };
+}
+
+/** The restore data path: stored bytes → size + SHA-1 → decompress → size + SHA-1 of the original → sink. */
+export async function decompressStream(source: Readable, compressType: string, sink: Writable): Promise<StoredChecksums> {
+  const original = new HashSize();
+  const stored = new HashSize();
+  await pipeline(source, stored, createDecompressor(compressType), original, sink);
+  return { original: original.result(), stored: stored.result() };
+}

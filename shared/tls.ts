@@ -1,0 +1,90 @@
+import fs from 'node:fs';
+import { X509Certificate } from 'node:crypto';
+import * as grpc from '@grpc/grpc-js';
+import { UserError } from './errors';
+import type { Options } from './config/options';
+
+export interface TlsFiles {
+  cert: Buffer;
+  key: Buffer;
+  ca: Buffer;
+  certFile: string;
+}
+
+function readPem(options: Options, name: string): { data: Buffer; file: string } {
+  const file = options.requireStr(name, 'mutual TLS needs a certificate, its key and the CA (see deploy/make-certs.sh)');
+  try {
+    return { data: fs.readFileSync(file), file };
+  } catch (err) {
+    throw new UserError(`cannot read --${name} ${file}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
+  }
+}
+
+export function readTlsFiles(options: Options): TlsFiles {
+  const cert = readPem(options, 'tls-cert');
+  const key = readPem(options, 'tls-key');
+  const ca = readPem(options, 'tls-ca');
+  try {
+    new X509Certificate(cert.data);
+    new X509Certificate(ca.data);
+  } catch (err) {
+    throw new UserError(`--tls-cert ${cert.file} or --tls-ca ${ca.file} is not a PEM certificate: ${(err as Error).message}`);
+  }
+  return { cert: cert.data, key: key.data, ca: ca.data, certFile: cert.file };
+}
+
+export function certificateCommonName(pem: Buffer): string {
+  const subject = new X509Certificate(pem).subject;
+  return /(?:^|\n)CN=([^\n]*)/.exec(subject)?.[1] ?? '';
+}
+
+export function clientCredentials(files: TlsFiles): grpc.ChannelCredentials {
+  return grpc.credentials.createSsl(files.ca, files.key, files.cert);
+}
+
+/**
+ * Server credentials that ask every client for a certificate but let the handshake finish
+ * even when it is missing or from another CA. The request is then refused by the call guard
+ * with UNAUTHENTICATED and a message that says why: a failed handshake would leave both sides
+ * with nothing but "connection dropped". The certificates can be replaced at run time (SIGHUP).
+ */
+export class ServerTls implements grpc.experimental.CertificateProvider {
+  private caListeners = new Set<grpc.experimental.CaCertificateUpdateListener>();
+  private identityListeners = new Set<grpc.experimental.IdentityCertificateUpdateListener>();
+
+  constructor(private files: TlsFiles) {}
+
+  credentials(): grpc.ServerCredentials {
+    // grpc-js passes its two provider arguments on in swapped order; one object serving both roles sidesteps that
+    return grpc.experimental.createCertificateProviderServerCredentials(this, this, false);
+  }
+
+  update(files: TlsFiles): void {
+    this.files = files;
+    for (const l of this.caListeners) l({ caCertificate: files.ca });
+    for (const l of this.identityListeners) l({ certificate: files.cert, privateKey: files.key });
+  }
+
+  addCaCertificateListener(listener: grpc.experimental.CaCertificateUpdateListener): void {
+    this.caListeners.add(listener);
+    listener({ caCertificate: this.files.ca });
+  }
+  removeCaCertificateListener(listener: grpc.experimental.CaCertificateUpdateListener): void {
+    this.caListeners.delete(listener);
+  }
+  addIdentityCertificateListener(listener: grpc.experimental.IdentityCertificateUpdateListener): void {
+    this.identityListeners.add(listener);
+    listener({ certificate: this.files.cert, privateKey: this.files.key });
+  }
+  removeIdentityCertificateListener(listener: grpc.experimental.IdentityCertificateUpdateListener): void {
+    this.identityListeners.delete(listener);
+  }
+}
+
+/** The CN of a call's client certificate, or undefined when the client has none from our CA. */
+export function callerIdentity(call: { getAuthContext(): { sslPeerCertificate?: { subject?: { CN?: string | string[] } } } }): string | undefined {
+  const cert = call.getAuthContext().sslPeerCertificate;
+  const cn = cert?.subject?.CN;
+  // a subject with several CNs is ambiguous: treat it as no identity
+  return typeof cn === 'string' && cn !== '' ? cn : undefined;
+}
