@@ -38,7 +38,26 @@ export function certificateCommonName(pem: Buffer): string {
   return /(?:^|\n)CN=([^\n]*)/.exec(subject)?.[1] ?? '';
 }
 
+/**
+ * grpc-js passes an IP address as the TLS server name when the server is given by address,
+ * and Node warns about it on stderr on every start; the certificate is still checked against the IP.
+ */
+function silenceIpServerNameWarning(): void {
+  const emit = process.emitWarning.bind(process) as (...args: unknown[]) => void;
+  process.emitWarning = ((warning: string | Error, ...rest: unknown[]) => {
+    const code = typeof rest[0] === 'object' && rest[0] !== null ? (rest[0] as { code?: string }).code : rest[1];
+    if (code === 'DEP0123') return;
+    emit(warning, ...rest);
+  }) as typeof process.emitWarning;
+}
+
+let warningSilenced = false;
+
 export function clientCredentials(files: TlsFiles): grpc.ChannelCredentials {
+  if (!warningSilenced) {
+    warningSilenced = true;
+    silenceIpServerNameWarning();
+  }
   return grpc.credentials.createSsl(files.ca, files.key, files.cert);
 }
 
@@ -67,14 +86,15 @@ export class ServerTls implements grpc.experimental.CertificateProvider {
 
   addCaCertificateListener(listener: grpc.experimental.CaCertificateUpdateListener): void {
     this.caListeners.add(listener);
-    listener({ caCertificate: this.files.ca });
+    // grpc-js registers its watcher only after adding listeners: a synchronous first update would be lost
+    setImmediate(() => listener({ caCertificate: this.files.ca }));
   }
   removeCaCertificateListener(listener: grpc.experimental.CaCertificateUpdateListener): void {
     this.caListeners.delete(listener);
   }
   addIdentityCertificateListener(listener: grpc.experimental.IdentityCertificateUpdateListener): void {
     this.identityListeners.add(listener);
-    listener({ certificate: this.files.cert, privateKey: this.files.key });
+    setImmediate(() => listener({ certificate: this.files.cert, privateKey: this.files.key }));
   }
   removeIdentityCertificateListener(listener: grpc.experimental.IdentityCertificateUpdateListener): void {
     this.identityListeners.delete(listener);

@@ -4,7 +4,7 @@ import { randomBytes } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
 import { UserError, isServiceError } from '../../shared/errors';
 import { validateWalFileName } from '../../shared/validate';
-import { decompressStream } from '../../shared/stream/pipeline';
+import { decompressStream, fileHandleSink } from '../../shared/stream/pipeline';
 import type { WalDownload__Output } from '../../shared/generated/pgrepo/v1/WalDownload';
 import type { AgentContext } from '../context';
 import { dataStream } from '../transfer/download';
@@ -30,7 +30,7 @@ export async function getWal(ctx: AgentContext, walName: string, dest: string): 
   const handle = await fsp.open(tmp, 'w', 0o600);
   try {
     const rest = { [Symbol.asyncIterator]: () => messages };
-    const sums = await decompressStream(dataStream(rest), found.compress_type, handle.createWriteStream({ autoClose: false }));
+    const sums = await decompressStream(dataStream(rest), found.compress_type, fileHandleSink(handle));
     if (sums.original.checksum !== found.checksum) {
       throw new UserError(`WAL file ${name} from the repository has SHA-1 ${sums.original.checksum}, but its name records ${found.checksum}: the archive copy is damaged`);
     }

@@ -1,9 +1,8 @@
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
-import { Writable } from 'node:stream';
 import { UserError } from '../../shared/errors';
-import { decompressStream } from '../../shared/stream/pipeline';
+import { decompressStream, fileHandleSink } from '../../shared/stream/pipeline';
 import { validateManifestPath } from '../../shared/validate';
 import type { RestoreJob__Output } from '../../shared/generated/pgrepo/v1/RestoreJob';
 import type { JobReply } from '../../shared/generated/pgrepo/v1/JobReply';
@@ -60,11 +59,7 @@ function localPath(name: string, pgData: string, tablespaces: Map<number, string
 async function restoreFile(ctx: AgentContext, job: RestoreJob__Output, label: string, file: ManifestFile__Output, dest: string): Promise<void> {
   const handle = await fsp.open(dest, 'w', parseInt(file.mode, 8));
   try {
-    const sink = new Writable({
-      write(chunk: Buffer, _enc, done) {
-        handle.write(chunk).then(() => done(), done);
-      },
-    });
+    const sink = fileHandleSink(handle);
     const source = dataStream(ctx.client.GetBackupFile({ stanza: job.stanza, label, name: file.name }));
     let sums;
     try {

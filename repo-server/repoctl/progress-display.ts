@@ -17,7 +17,8 @@ export class ProgressDisplay {
     const elapsed = (Date.now() - this.started) / 1000;
     const rate = elapsed > 0 ? p.bytes_done / elapsed : 0;
     const pct = p.bytes_total > 0 ? Math.floor((p.bytes_done / p.bytes_total) * 100) : 100;
-    const eta = rate > 0 ? (p.bytes_total - p.bytes_done) / rate : Infinity;
+    // the first second's rate says nothing about the rest
+    const eta = rate > 0 && elapsed >= 2 ? (p.bytes_total - p.bytes_done) / rate : Infinity;
     const line = `${this.what}: ${pct}% ${formatBytes(p.bytes_done)}/${formatBytes(p.bytes_total)}, ${p.files_done}/${p.files_total} files, ${formatBytes(rate)}/s, ETA ${formatDuration(eta)}`;
     if (this.tty) {
       process.stderr.write(`\r\x1b[K${line}`);

@@ -6,7 +6,7 @@ export function formatBytes(n: number): string {
     v /= 1024;
     i++;
   }
-  return `${i === 0 ? v : v.toFixed(1)}${units[i]}`;
+  return `${i === 0 ? Math.round(v) : v.toFixed(1)}${units[i]}`;
 }
 
 export function formatDuration(seconds: number): string {

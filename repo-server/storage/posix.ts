@@ -2,7 +2,6 @@ import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { pipeline } from 'node:stream/promises';
 import type { Readable } from 'node:stream';
 import { safeJoin } from '../../shared/validate';
 import { syncDirectory } from '../../shared/fs-sync';
@@ -97,10 +96,6 @@ export class TempFile {
   private done = false;
 
   constructor(readonly handle: fsp.FileHandle, readonly tmpPath: string, readonly finalPath: string) {}
-
-  async writeStream(source: Readable): Promise<void> {
-    await pipeline(source, this.handle.createWriteStream({ autoClose: false }));
-  }
 
   async commit(): Promise<void> {
     await this.commitAs(this.finalPath);

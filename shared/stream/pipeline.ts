@@ -1,12 +1,25 @@
 import { once } from 'node:events';
 import { pipeline } from 'node:stream/promises';
 import { Writable, type Readable } from 'node:stream';
+import type { FileHandle } from 'node:fs/promises';
 import { HashSize, type HashSizeResult } from './hash-size';
 import { createCompressor, createDecompressor } from './compress';
 
 export interface StoredChecksums {
   original: HashSizeResult;
   stored: HashSizeResult;
+}
+
+/**
+ * Writes into an open file handle the caller will fsync and close. (An fs write stream with
+ * autoClose off never emits 'close', so a pipeline ending in one never settles.)
+ */
+export function fileHandleSink(handle: FileHandle): Writable {
+  return new Writable({
+    write(chunk: Buffer, _enc, done) {
+      handle.write(chunk).then(() => done(), done);
+    },
+  });
 }
 
 /** A sink that hands each chunk to `send` and honours its back-pressure. */
