@@ -60,6 +60,11 @@ export class AttachedAgent {
     this.jobs.delete(id);
   }
 
+  /** Ends the channel from the server's side (shutdown): the agent will dial again. */
+  close(): void {
+    this.call.end();
+  }
+
   detach(reason: string): void {
     const err = new StatusError(grpc.status.UNAVAILABLE, `agent '${this.identity}' disconnected (${reason})`);
     for (const job of this.jobs.values()) job.replies.fail(err);
@@ -86,6 +91,10 @@ export class AgentRegistry {
       this.log.info({ identity: agent.identity, stanza: agent.stanza, reason }, 'agent detached');
     }
     agent.detach(reason);
+  }
+
+  closeAll(): void {
+    for (const agent of this.agents.values()) agent.close();
   }
 
   forStanza(stanza: string): AttachedAgent[] {

@@ -80,6 +80,8 @@ async function main(): Promise<number | void> {
     const stop = (signal: string) => {
       log.info({ signal }, 'shutting down');
       server.tryShutdown(() => resolve());
+      // agent channels never end by themselves: close them so shutdown does not wait on them
+      ctx.agents.closeAll();
       setTimeout(() => { server.forceShutdown(); resolve(); }, 10_000).unref();
     };
     process.once('SIGTERM', () => stop('SIGTERM'));

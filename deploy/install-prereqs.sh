@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Installs what pgrepo's quickstart and tests need from Debian's packages, only when missing:
+# PostgreSQL 15 (server binaries under /usr/lib/postgresql/15/bin) and openssl.
+set -euo pipefail
+export DEBIAN_FRONTEND=noninteractive
+
+need=()
+[ -x /usr/lib/postgresql/15/bin/initdb ] || need+=(postgresql-15 postgresql-client-15)
+command -v openssl >/dev/null 2>&1 || need+=(openssl)
+
+if [ "${#need[@]}" -gt 0 ]; then
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  echo "installing: ${need[*]}"
+  $sudo apt-get update -q
+  $sudo apt-get install -y -q --no-install-recommends "${need[@]}"
+fi
+
+# Debian's package starts a cluster of its own on 5432; pgrepo's quickstart and tests run their own.
+if command -v pg_ctlcluster >/dev/null 2>&1; then
+  pg_ctlcluster 15 main stop >/dev/null 2>&1 || true
+fi
