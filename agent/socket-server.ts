@@ -11,12 +11,12 @@ async function handle(ctx: AgentContext, request: SocketRequest, server: string)
   try {
     if (request.op === 'push') {
       const result = await pushWal(ctx, request.path);
-      ctx.log.info({ wal: path.basename(request.path), alreadyArchived: result.already_archived }, 'WAL file archived');
+      ctx.log.debug({ wal: path.basename(request.path), alreadyArchived: result.already_archived }, 'WAL file archived');
       return { ok: true, note: result.already_archived ? 'already archived' : undefined };
     }
     if (request.op === 'get') {
       const found = await getWal(ctx, request.name, request.dest);
-      ctx.log.info({ wal: request.name, found }, found ? 'WAL file restored' : 'WAL file not in the archive');
+      ctx.log.debug({ wal: request.name, found }, found ? 'WAL file restored' : 'WAL file not in the archive');
       return found ? { ok: true } : { ok: false, missing: true, error: `${request.name} is not in the archive` };
     }
     return { ok: false, error: `unknown request '${(request as { op: string }).op}'` };

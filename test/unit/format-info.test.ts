@@ -1,0 +1,37 @@
+import { describe, expect, it } from 'vitest';
+import { infoJson, infoText } from '../../repo-server/repoctl/format-info';
+import type { StanzaInfo__Output } from '../../shared/generated/pgrepo/v1/StanzaInfo';
+
+const stanza: StanzaInfo__Output = {
+  name: 'main', status_code: 0, status_message: 'ok', agents: ['db1'],
+  db: [{ id: 1, system_id: '7311234567890123456', version: '15' }],
+  archive: [{ id: '15-1', min: '000000010000000000000001', max: '000000010000000000000004', db_id: 1 }],
+  backup: [{
+    label: '20261124-101010F', type: 'full', prior: '', reference: [], timestamp_start: 1795000000, timestamp_stop: 1795000010,
+    lsn_start: '0/2000028', lsn_stop: '0/2000100', archive_start: '000000010000000000000002', archive_stop: '000000010000000000000002',
+    size: 1000, delta: 1000, repo_size: 100, repo_delta: 100, db_id: 1, error: false,
+  }],
+};
+
+describe('info output', () => {
+  it("has pgBackRest's info --output=json shape, with the system identifier as an exact JSON number", () => {
+    const text = infoJson([stanza]);
+    expect(text).toContain('"system-id": 7311234567890123456');
+    const [s] = JSON.parse(text);
+    expect(s.name).toBe('main');
+    expect(s.status).toMatchObject({ code: 0, message: 'ok' });
+    expect(s.archive[0]).toMatchObject({ id: '15-1', min: '000000010000000000000001', max: '000000010000000000000004' });
+    expect(s.backup[0]).toMatchObject({
+      label: '20261124-101010F', type: 'full', prior: null, reference: null,
+      timestamp: { start: 1795000000, stop: 1795000010 }, lsn: { start: '0/2000028', stop: '0/2000100' },
+      info: { size: 1000, delta: 1000, repository: { size: 100, delta: 100 } },
+    });
+  });
+
+  it('prints a readable summary', () => {
+    const text = infoText([stanza]);
+    expect(text).toMatch(/stanza: main\n\s+status: ok/);
+    expect(text).toContain('full backup: 20261124-101010F');
+    expect(text).toContain('wal archive min/max (15-1): 000000010000000000000001/000000010000000000000004');
+  });
+});
