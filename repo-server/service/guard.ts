@@ -66,47 +66,45 @@ function reportFailure(ctx: GuardContext, method: string, caller: Caller | undef
   return mapped;
 }
 
+/** Authenticates, runs the handler, and maps a failure to a logged gRPC status: the one path every call takes. */
+function guarded<C extends AnyCall, R>(ctx: GuardContext, method: string, roles: Role[], call: C,
+  fn: (call: C, caller: Caller) => Promise<R>): Promise<{ ok: true; value: R } | { ok: false; status: Partial<grpc.ServiceError> }> {
+  let caller: Caller | undefined;
+  return Promise.resolve()
+    .then(() => {
+      caller = authenticate(ctx, call, method, roles);
+      return fn(call, caller);
+    })
+    .then((value) => ({ ok: true as const, value }), (err) => ({ ok: false as const, status: reportFailure(ctx, method, caller, err) }));
+}
+
+type Callback<Res> = (err: Partial<grpc.ServiceError> | null, value?: Res) => void;
+
+function answer<Res>(callback: Callback<Res>) {
+  return (r: { ok: true; value: Res } | { ok: false; status: Partial<grpc.ServiceError> }) => (r.ok ? callback(null, r.value) : callback(r.status));
+}
+
 // grpc-js turns an 'error' event on a server stream into the call's status and ends it
-function failStream(call: NodeJS.EventEmitter, status: Partial<grpc.ServiceError>): void {
-  call.emit('error', status);
+function finishStream(call: NodeJS.EventEmitter & { end(): void }) {
+  return (r: { ok: true } | { ok: false; status: Partial<grpc.ServiceError> }) => (r.ok ? call.end() : call.emit('error', r.status));
 }
 
 export function unary<Req, Res>(ctx: GuardContext, method: string, roles: Role[],
   fn: (call: grpc.ServerUnaryCall<Req, Res>, caller: Caller) => Promise<Res>): grpc.handleUnaryCall<Req, Res> {
-  return (call, callback) => {
-    let caller: Caller | undefined;
-    Promise.resolve()
-      .then(() => { caller = authenticate(ctx, call, method, roles); return fn(call, caller); })
-      .then((res) => callback(null, res), (err) => callback(reportFailure(ctx, method, caller, err)));
-  };
+  return (call, callback) => void guarded(ctx, method, roles, call, fn).then(answer(callback));
 }
 
 export function clientStream<Req, Res>(ctx: GuardContext, method: string, roles: Role[],
   fn: (call: grpc.ServerReadableStream<Req, Res>, caller: Caller) => Promise<Res>): grpc.handleClientStreamingCall<Req, Res> {
-  return (call, callback) => {
-    let caller: Caller | undefined;
-    Promise.resolve()
-      .then(() => { caller = authenticate(ctx, call, method, roles); return fn(call, caller); })
-      .then((res) => callback(null, res), (err) => callback(reportFailure(ctx, method, caller, err)));
-  };
+  return (call, callback) => void guarded(ctx, method, roles, call, fn).then(answer(callback));
 }
 
 export function serverStream<Req, Res>(ctx: GuardContext, method: string, roles: Role[],
   fn: (call: grpc.ServerWritableStream<Req, Res>, caller: Caller) => Promise<void>): grpc.handleServerStreamingCall<Req, Res> {
-  return (call) => {
-    let caller: Caller | undefined;
-    Promise.resolve()
-      .then(() => { caller = authenticate(ctx, call, method, roles); return fn(call, caller); })
-      .then(() => call.end(), (err) => failStream(call, reportFailure(ctx, method, caller, err)));
-  };
+  return (call) => void guarded(ctx, method, roles, call, fn).then(finishStream(call));
 }
 
 export function bidiStream<Req, Res>(ctx: GuardContext, method: string, roles: Role[],
   fn: (call: grpc.ServerDuplexStream<Req, Res>, caller: Caller) => Promise<void>): grpc.handleBidiStreamingCall<Req, Res> {
-  return (call) => {
-    let caller: Caller | undefined;
-    Promise.resolve()
-      .then(() => { caller = authenticate(ctx, call, method, roles); return fn(call, caller); })
-      .then(() => call.end(), (err) => failStream(call, reportFailure(ctx, method, caller, err)));
-  };
+  return (call) => void guarded(ctx, method, roles, call, fn).then(finishStream(call));
 }
