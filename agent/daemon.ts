@@ -1,3 +1,4 @@
+import os from 'node:os';
 import path from 'node:path';
 import { formatHelp, parseOptions } from '../shared/config/options';
 import { createLogger } from '../shared/log';
@@ -35,7 +36,7 @@ export async function runDaemon(argv: string[]): Promise<number | void> {
     client: repositoryClient(server, tls),
     stanza,
     pgPath,
-    pg: { socketPath: options.str('pg-socket-path')!, port: options.int('pg-port')!, user: options.str('pg-user')!, database: options.str('pg-database')! },
+    pg: { socketPath: options.str('pg-socket-path')!, port: options.int('pg-port')!, user: options.str('pg-user') ?? os.userInfo().username, database: options.str('pg-database')! },
     socketPath,
     walCompressType: parseCompressType(options.str('compress-type')!),
     walCompressLevel: options.int('compress-level')!,

@@ -1,6 +1,7 @@
-import os from 'node:os';
-import { CONFIG_OPTION, HELP_OPTION, LOG_LEVEL_OPTION, TLS_OPTIONS } from '../shared/config/common-options';
+import { CONFIG_OPTION, HELP_OPTION, LOG_LEVEL_OPTION, checkHostPort, tlsOptions } from '../shared/config/common-options';
+import { COMPRESS_TYPES } from '../shared/stream/compress';
 import type { OptionSpec } from '../shared/config/options';
+import type { ExampleConfig } from '../shared/config/example-config';
 import { DEFAULT_SOCKET } from './socket-protocol';
 
 export const AGENT_USAGE = `usage: pgrepo-agent --server HOST:PORT --stanza NAME --pg-path PGDATA --tls-cert F --tls-key F --tls-ca F [...]
@@ -9,17 +10,28 @@ export const AGENT_USAGE = `usage: pgrepo-agent --server HOST:PORT --stanza NAME
 
 export const AGENT_OPTIONS: OptionSpec[] = [
   CONFIG_OPTION,
-  { name: 'server', type: 'string', description: 'the repository server, HOST:PORT' },
-  { name: 'stanza', type: 'string', description: 'the stanza this host backs up to' },
-  { name: 'pg-path', type: 'string', description: 'the PostgreSQL data directory' },
-  { name: 'pg-port', type: 'int', default: 5432, description: 'PostgreSQL port' },
+  { name: 'server', type: 'string', example: 'backup.example.com:8432', check: checkHostPort, description: 'the repository server, HOST:PORT' },
+  { name: 'stanza', type: 'string', example: 'main', description: 'the stanza this host backs up to' },
+  { name: 'pg-path', type: 'string', example: '/var/lib/postgresql/15/main', description: 'the PostgreSQL data directory' },
+  { name: 'pg-port', type: 'int', default: 5432, min: 1, max: 65535, description: 'PostgreSQL port' },
   { name: 'pg-socket-path', type: 'string', default: '/var/run/postgresql', description: "directory of PostgreSQL's unix socket" },
-  { name: 'pg-user', type: 'string', default: os.userInfo().username, description: 'PostgreSQL user (a superuser, or one with pg_backup_start rights)' },
+  { name: 'pg-user', type: 'string', defaultText: 'the OS user the agent runs as', description: 'PostgreSQL user (a superuser, or one with pg_backup_start rights)' },
   { name: 'pg-database', type: 'string', default: 'postgres', description: 'database to connect to' },
   { name: 'socket', type: 'string', default: DEFAULT_SOCKET, description: 'unix socket that archive-push and archive-get use to reach this agent' },
-  ...TLS_OPTIONS,
-  { name: 'compress-type', type: 'string', default: 'gz', description: 'compression of WAL pushed to the repository: gz or none' },
-  { name: 'compress-level', type: 'int', default: 6, description: 'compression level of WAL' },
+  ...tlsOptions('db1.example.com'),
+  { name: 'compress-type', type: 'string', default: 'gz', choices: COMPRESS_TYPES, description: 'compression of WAL pushed to the repository' },
+  { name: 'compress-level', type: 'int', default: 6, min: 0, description: 'compression level of WAL' },
   LOG_LEVEL_OPTION('info'),
   HELP_OPTION,
 ];
+
+export const AGENT_EXAMPLE_CONFIG: ExampleConfig = {
+  program: 'pgrepo-agent',
+  path: '/etc/pgrepo/pgrepo-agent.conf',
+  about: [
+    'The agent on a PostgreSQL host: runs as the PostgreSQL OS user, dials the repository server and',
+    'serves archive_command / restore_command on a unix socket. Nothing here listens on the network.',
+    "postgresql.conf: archive_command = 'pgrepo-agent archive-push --socket /run/pgrepo/agent.sock %p'",
+  ],
+  specs: AGENT_OPTIONS,
+};

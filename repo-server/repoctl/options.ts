@@ -1,5 +1,7 @@
-import { CONFIG_OPTION, HELP_OPTION, LOG_LEVEL_OPTION, TLS_OPTIONS } from '../../shared/config/common-options';
+import { CONFIG_OPTION, HELP_OPTION, LOG_LEVEL_OPTION, checkHostPort, tlsOptions } from '../../shared/config/common-options';
+import { COMPRESS_TYPES } from '../../shared/stream/compress';
 import type { OptionSpec } from '../../shared/config/options';
+import type { ExampleConfig } from '../../shared/config/example-config';
 
 export const REPOCTL_USAGE = `usage: repoctl [--server HOST:PORT --tls-cert F --tls-key F --tls-ca F] COMMAND [options]
 
@@ -11,20 +13,30 @@ commands:
 
 export const REPOCTL_OPTIONS: OptionSpec[] = [
   CONFIG_OPTION,
-  { name: 'server', type: 'string', default: '127.0.0.1:8432', description: 'the repository server, HOST:PORT' },
-  ...TLS_OPTIONS,
+  { name: 'server', type: 'string', default: '127.0.0.1:8432', example: 'backup.example.com:8432', check: checkHostPort, description: 'the repository server, HOST:PORT' },
+  ...tlsOptions('ops'),
   { name: 'stanza', type: 'string', description: 'stanza name' },
   { name: 'type', type: 'string', default: 'full', description: 'backup type (full)' },
   { name: 'host', type: 'string', description: 'backup: agent to back up from (default: any attached primary); restore: agent that writes the restore' },
   { name: 'start-fast', type: 'bool', default: false, description: 'backup: force an immediate checkpoint instead of waiting for the next one' },
-  { name: 'compress-type', type: 'string', default: 'gz', description: 'backup: gz or none' },
-  { name: 'compress-level', type: 'int', description: 'backup: compression level (gz default 6)' },
-  { name: 'process-max', type: 'int', default: 1, description: 'files transferred in parallel' },
-  { name: 'archive-timeout', type: 'int', description: "backup: seconds to wait for WAL to be archived (server's default 60)" },
+  { name: 'compress-type', type: 'string', default: 'gz', choices: COMPRESS_TYPES, description: 'backup: compression of the files stored' },
+  { name: 'compress-level', type: 'int', min: 0, defaultText: '6 for gz', description: 'backup: compression level' },
+  { name: 'process-max', type: 'int', default: 1, min: 1, max: 64, description: 'files transferred in parallel' },
+  { name: 'archive-timeout', type: 'int', min: 1, defaultText: "the server's archive-timeout", description: 'backup: seconds to wait for WAL to be archived' },
   { name: 'set', type: 'string', description: 'restore: backup label (default: latest)' },
   { name: 'pg-path', type: 'string', description: "restore: directory to restore into (default: the agent's --pg-path)" },
   { name: 'tablespace-map', type: 'list', description: 'restore: NAME=DIR, restore tablespace NAME (or oid) into DIR; repeatable' },
-  { name: 'output', type: 'string', default: 'text', description: 'text or json' },
+  { name: 'output', type: 'string', default: 'text', choices: ['text', 'json'], description: 'text for people; json for scripts (progress as JSON lines on stderr, the result on stdout)' },
   LOG_LEVEL_OPTION('warn'),
   HELP_OPTION,
 ];
+
+export const REPOCTL_EXAMPLE_CONFIG: ExampleConfig = {
+  program: 'repoctl',
+  path: '/etc/pgrepo/repoctl.conf',
+  about: [
+    "An operator's defaults for repoctl (e.g. ~/.config/pgrepo/repoctl.conf, or /etc/pgrepo/repoctl.conf);",
+    'the command and its per-run options usually go on the command line: repoctl --config FILE info',
+  ],
+  specs: REPOCTL_OPTIONS,
+};

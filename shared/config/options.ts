@@ -10,6 +10,19 @@ export interface OptionSpec {
   default?: string | number | boolean;
   /** A value that names a file or secret is never echoed in errors. */
   secret?: boolean;
+  /** The only values allowed (checked where the value is read: flag, or file and line). */
+  choices?: readonly string[];
+  /** Bounds of an int option. */
+  min?: number;
+  max?: number;
+  /** Further checks of a value: returns why it is wrong, or undefined when it is fine. */
+  check?: (value: string) => string | undefined;
+  /** What the default is when it is computed at run time (e.g. "the OS user the agent runs as"). */
+  defaultText?: string;
+  /** A value the example config file sets (uncommented), for options most installations set. */
+  example?: string | readonly string[];
+  /** Not valid in a config file (--config itself, --help). */
+  flagOnly?: boolean;
 }
 
 type Value = string | number | boolean | string[];
@@ -47,17 +60,28 @@ export class Options {
   }
 }
 
+function shown(spec: OptionSpec, raw: string): string {
+  return spec.secret ? '(hidden)' : `'${raw}'`;
+}
+
 function convert(spec: OptionSpec, raw: string, where: string): Value {
+  const bad = (why: string) => new UserError(`${where}: option '${spec.name}' ${why}, got ${shown(spec, raw)}`);
+  if (spec.choices && !spec.choices.includes(raw)) throw bad(`must be one of ${spec.choices.join(', ')}`);
+  const problem = spec.check?.(raw);
+  if (problem) throw bad(problem);
   switch (spec.type) {
     case 'int': {
-      if (!/^-?\d+$/.test(raw.trim())) throw new UserError(`${where}: option '${spec.name}' must be an integer, got '${raw}'`);
-      return Number(raw);
+      if (!/^-?\d+$/.test(raw.trim())) throw bad('must be an integer');
+      const n = Number(raw);
+      if (spec.min !== undefined && n < spec.min) throw bad(`must be at least ${spec.min}`);
+      if (spec.max !== undefined && n > spec.max) throw bad(`must be at most ${spec.max}`);
+      return n;
     }
     case 'bool': {
       const v = raw.trim().toLowerCase();
       if (['y', 'yes', 'true', 'on', '1'].includes(v)) return true;
       if (['n', 'no', 'false', 'off', '0'].includes(v)) return false;
-      throw new UserError(`${where}: option '${spec.name}' must be y or n, got '${raw}'`);
+      throw bad('must be y or n');
     }
     default:
       return raw;
@@ -87,6 +111,7 @@ export function parseConfigFile(file: string, specs: OptionSpec[]): Map<string, 
     throw new UserError(`cannot read config file ${file}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
   }
   const values = new Map<string, Value>();
+  const firstLine = new Map<string, number>();
   text.split('\n').forEach((line, i) => {
     const where = `${file}:${i + 1}`;
     const trimmed = line.trim();
@@ -99,7 +124,10 @@ export function parseConfigFile(file: string, specs: OptionSpec[]): Map<string, 
     if (eq <= 0) throw new UserError(`${where}: expected 'key=value', got '${trimmed}'`);
     const key = trimmed.slice(0, eq).trim();
     const spec = specs.find((s) => s.name === key);
-    if (!spec || spec.name === 'config') throw unknownOption(key, where, specs);
+    if (!spec || spec.flagOnly) throw unknownOption(key, where, specs.filter((s) => !s.flagOnly));
+    const prior = firstLine.get(key);
+    if (prior !== undefined && spec.type !== 'list') throw new UserError(`${where}: option '${key}' is already set on line ${prior}; give it once`);
+    firstLine.set(key, i + 1);
     setValue(values, spec, convert(spec, trimmed.slice(eq + 1).trim(), where));
   });
   return values;
@@ -154,7 +182,8 @@ export function parseOptions(specs: OptionSpec[], argv: string[]): Options {
 export function formatHelp(usage: string, specs: OptionSpec[]): string {
   const width = Math.max(...specs.map((s) => s.name.length)) + 4;
   const lines = specs.map((s) => {
-    const def = s.default === undefined ? '' : ` (default: ${s.default})`;
+    const d = s.defaultText ?? s.default;
+    const def = d === undefined ? '' : ` (default: ${d})`;
     return `  --${s.name.padEnd(width)}${s.description}${def}`;
   });
   return `${usage}\n\nOptions (also as name=value lines in --config FILE; the flag wins):\n${lines.join('\n')}\n`;
