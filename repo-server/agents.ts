@@ -93,8 +93,22 @@ export class AgentRegistry {
     agent.detach(reason);
   }
 
-  closeAll(): void {
-    for (const agent of this.agents.values()) agent.close();
+  /** Ends every channel (shutdown): their jobs fail at once, so running operations clean up and end. */
+  closeAll(reason: string): void {
+    for (const agent of [...this.agents.values()]) {
+      this.detach(agent, reason);
+      agent.close();
+    }
+  }
+
+  /** Ends the channels of agents the new rules no longer allow (SIGHUP); returns their identities. */
+  revoke(allowed: (agent: AttachedAgent) => boolean): string[] {
+    const revoked = [...this.agents.values()].filter((a) => !allowed(a));
+    for (const agent of revoked) {
+      this.detach(agent, 'its authorization was removed');
+      agent.close();
+    }
+    return revoked.map((a) => a.identity);
   }
 
   forStanza(stanza: string): AttachedAgent[] {

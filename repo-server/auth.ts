@@ -40,6 +40,10 @@ export class AuthRules {
     return this.byIdentity.get(identity);
   }
 
+  all(): AuthRule[] {
+    return [...this.byIdentity.values()];
+  }
+
   get size(): number {
     return this.byIdentity.size;
   }

@@ -5,6 +5,7 @@ import type { PosixStorage } from './storage/posix';
 import type { StanzaLocks, StanzaStore } from './repo/stanza-store';
 import type { BackupSessions } from './commands/backup-session';
 import type { GuardContext } from './service/guard';
+import type { ServerMetrics } from './metrics';
 
 /** What every command handler of the server works with. */
 export interface ServerContext extends GuardContext {
@@ -16,4 +17,5 @@ export interface ServerContext extends GuardContext {
   locks: StanzaLocks;
   sessions: BackupSessions;
   archiveTimeoutSeconds: number;
+  metrics: ServerMetrics;
 }

@@ -1,20 +1,26 @@
 #!/usr/bin/env node
 import fs from 'node:fs';
+import type http from 'node:http';
 import * as grpc from '@grpc/grpc-js';
 import { formatHelp, parseOptions, type Options } from '../shared/config/options';
 import { UserError } from '../shared/errors';
-import { createLogger } from '../shared/log';
+import { createLogger, type Logger } from '../shared/log';
 import { CHANNEL_OPTIONS, loadProto } from '../shared/proto';
 import { readTlsFiles, ServerTls } from '../shared/tls';
 import { runMain } from '../shared/cli/run-main';
-import { AuthRules } from './auth';
+import { AuthRules, mayAccessStanza } from './auth';
 import { AgentRegistry } from './agents';
 import { PosixStorage } from './storage/posix';
 import { StanzaLocks, StanzaStore } from './repo/stanza-store';
 import { BackupSessions } from './commands/backup-session';
 import { repositoryHandlers } from './service/repository-service';
+import { ServerMetrics, serveMetrics } from './metrics';
+import { CertificateWatch, RefusedCertificates } from './cert-watch';
 import { SERVER_OPTIONS, SERVER_USAGE } from './options';
 import type { ServerContext } from './context';
+
+/** Seconds work in flight gets to end cleanly after SIGTERM before connections are cut. */
+const SHUTDOWN_GRACE_SECONDS = 30;
 
 function loadRules(options: Options): AuthRules {
   const rules = AuthRules.parse(options.list('auth'));
@@ -40,6 +46,56 @@ function bind(server: grpc.Server, address: string, credentials: grpc.ServerCred
   });
 }
 
+/** The options SIGHUP cannot apply to a running server. */
+const RESTART_ONLY = ['listen', 'repo-path', 'metrics-listen', 'log-level'];
+
+/**
+ * SIGHUP: re-reads the config file (and flags), then swaps in the new authorization rules and
+ * certificates. Connections stay up; agents the new rules no longer allow are detached.
+ */
+function reload(ctx: ServerContext, argv: string[], current: Options, tls: ServerTls, certs: CertificateWatch): { options: Options; rules: AuthRules } {
+  const options = parseOptions(SERVER_OPTIONS, argv);
+  const rules = loadRules(options);
+  const files = readTlsFiles(options);
+  tls.update(files);
+  certs.checkOwn(files);
+  ctx.archiveTimeoutSeconds = options.int('archive-timeout')!;
+  const ignored = RESTART_ONLY.filter((name) => options.str(name) !== current.str(name));
+  if (ignored.length) ctx.log.warn({ options: ignored }, 'these options changed but need a restart to take effect');
+  return { options, rules };
+}
+
+function revokeDetached(ctx: ServerContext, rules: AuthRules): string[] {
+  return ctx.agents.revoke((agent) => {
+    const rule = rules.rule(agent.identity);
+    return rule?.role === 'agent' && mayAccessStanza(rule, agent.stanza);
+  });
+}
+
+/**
+ * SIGTERM/SIGINT: stop taking calls, end every agent channel so running backups and restores
+ * fail at once and clean up (their partial files removed, never half-written: storage commits
+ * by rename), wait for the calls in flight to end, then exit.
+ */
+function shutdown(server: grpc.Server, ctx: ServerContext, log: Logger, signal: string, metricsServer?: http.Server): Promise<void> {
+  log.info({ signal, graceSeconds: SHUTDOWN_GRACE_SECONDS }, 'shutting down: ending work in flight');
+  metricsServer?.close();
+  return new Promise<void>((resolve) => {
+    const force = setTimeout(() => {
+      log.warn({ graceSeconds: SHUTDOWN_GRACE_SECONDS }, 'calls still running after the grace period: cutting connections');
+      server.forceShutdown();
+      resolve();
+    }, SHUTDOWN_GRACE_SECONDS * 1000);
+    force.unref();
+    server.tryShutdown(() => {
+      clearTimeout(force);
+      log.info('shut down cleanly');
+      resolve();
+    });
+    ctx.agents.closeAll('the server is shutting down');
+  });
+}
+
 async function main(): Promise<number | void> {
   const argv = process.argv.slice(2);
   let options = parseOptions(SERVER_OPTIONS, argv);
@@ -50,40 +106,50 @@ async function main(): Promise<number | void> {
   const log = createLogger('pgrepo-server', options.str('log-level')!);
   const repoPath = options.requireStr('repo-path', 'where the repository lives');
   let rules = loadRules(options);
-  const tls = new ServerTls(readTlsFiles(options));
+  const tlsFiles = readTlsFiles(options);
+  const tls = new ServerTls(tlsFiles);
+  const certs = new CertificateWatch(log);
+  certs.checkOwn(tlsFiles);
   prepareRepository(repoPath);
 
   const storage = new PosixStorage(repoPath);
+  const store = new StanzaStore(storage);
+  const agents = new AgentRegistry(log);
+  const refused = new RefusedCertificates();
+  const metrics = new ServerMetrics({ log, storage, store, agents, rules: () => rules });
   const ctx: ServerContext = {
-    log, rules: () => rules, storage, store: new StanzaStore(storage), agents: new AgentRegistry(log),
+    log, rules: () => rules, storage, store, agents, metrics,
     locks: new StanzaLocks(), sessions: new BackupSessions(), archiveTimeoutSeconds: options.int('archive-timeout')!,
+    explainUnverified: (peer) => refused.explain(peer),
+    onCertificate: (cert) => certs.checkPeer(cert),
   };
   const server = new grpc.Server(CHANNEL_OPTIONS);
   server.addService(loadProto().pgrepo.v1.Repository.service, repositoryHandlers(ctx));
   const listen = options.str('listen')!;
   const port = await bind(server, listen, tls.credentials());
+  if (!refused.attach(server)) log.debug('cannot watch TLS handshakes: refusals of bad client certificates will not name them');
+  const metricsListen = options.str('metrics-listen');
+  const metricsServer = metricsListen ? await serveMetrics(metrics, metricsListen, log) : undefined;
   const host = listen.slice(0, listen.lastIndexOf(':'));
   log.info({ address: `${host}:${port}`, repoPath, rules: rules.size }, 'listening');
+  // certificates expire while the server runs: look again every day
+  setInterval(() => certs.checkOwn(readTlsFiles(options)), 86_400_000).unref();
 
-  // SIGHUP re-reads the config file and flags: new --auth rules and certificates, without dropping connections
   process.on('SIGHUP', () => {
     try {
-      options = parseOptions(SERVER_OPTIONS, argv);
-      rules = loadRules(options);
-      tls.update(readTlsFiles(options));
-      log.info({ rules: rules.size }, 'reloaded authorization rules and certificates');
+      const before = new Set(rules.all().map((r) => r.identity));
+      ({ options, rules } = reload(ctx, argv, options, tls, certs));
+      const after = new Set(rules.all().map((r) => r.identity));
+      const detached = revokeDetached(ctx, rules);
+      log.info({
+        rules: rules.size, added: [...after].filter((i) => !before.has(i)), removed: [...before].filter((i) => !after.has(i)), detached,
+      }, 'reloaded authorization rules and certificates');
     } catch (err) {
       log.error({ err: (err as Error).message }, 'reload failed; keeping the previous rules and certificates');
     }
   });
   await new Promise<void>((resolve) => {
-    const stop = (signal: string) => {
-      log.info({ signal }, 'shutting down');
-      server.tryShutdown(() => resolve());
-      // agent channels never end by themselves: close them so shutdown does not wait on them
-      ctx.agents.closeAll();
-      setTimeout(() => { server.forceShutdown(); resolve(); }, 10_000).unref();
-    };
+    const stop = (signal: string) => void shutdown(server, ctx, log, signal, metricsServer).then(resolve);
     process.once('SIGTERM', () => stop('SIGTERM'));
     process.once('SIGINT', () => stop('SIGINT'));
   });

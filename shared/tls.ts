@@ -108,3 +108,40 @@ export function callerIdentity(call: { getAuthContext(): { sslPeerCertificate?: 
   // a subject with several CNs is ambiguous: treat it as no identity
   return typeof cn === 'string' && cn !== '' ? cn : undefined;
 }
+
+/** A certificate as the server reports it: who, and until when. */
+export interface CertificateValidity {
+  cn: string;
+  notBefore: Date;
+  notAfter: Date;
+}
+
+export const EXPIRY_WARNING_DAYS = 30;
+const DAY_MS = 86_400_000;
+
+/** The certificates in a PEM file (a CA file may hold several). */
+export function certificatesIn(pem: Buffer | string): CertificateValidity[] {
+  const blocks = String(pem).match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? [];
+  return blocks.map((block) => {
+    const cert = new X509Certificate(block);
+    return { cn: /(?:^|\n)CN=([^\n]*)/.exec(cert.subject)?.[1] ?? cert.subject, notBefore: new Date(cert.validFrom), notAfter: new Date(cert.validTo) };
+  });
+}
+
+/** Node's peer-certificate object (tls.getPeerCertificate()) as a validity. */
+export function peerValidity(peer: { subject?: { CN?: string | string[] }; valid_from?: string; valid_to?: string }): CertificateValidity {
+  const cn = peer.subject?.CN;
+  return { cn: Array.isArray(cn) ? cn.join(',') : cn ?? '', notBefore: new Date(peer.valid_from ?? NaN), notAfter: new Date(peer.valid_to ?? NaN) };
+}
+
+/** 'expired', 'expiring' (within EXPIRY_WARNING_DAYS), 'not-yet-valid' or 'ok'. */
+export function validityState(v: CertificateValidity, now = Date.now()): 'expired' | 'expiring' | 'not-yet-valid' | 'ok' {
+  if (v.notAfter.getTime() <= now) return 'expired';
+  if (v.notBefore.getTime() > now) return 'not-yet-valid';
+  if (v.notAfter.getTime() - now <= EXPIRY_WARNING_DAYS * DAY_MS) return 'expiring';
+  return 'ok';
+}
+
+export function daysLeft(v: CertificateValidity, now = Date.now()): number {
+  return Math.floor((v.notAfter.getTime() - now) / DAY_MS);
+}

@@ -66,6 +66,7 @@ export async function archivePush(ctx: ServerContext, call: AsyncIterable<WalUpl
       }
       const finalKey = `${walDirKey(stanza, archId, walName)}/${walFileName(walName, trailer.checksum, header.compress_type)}`;
       await temp.commitAs(ctx.storage.path(finalKey));
+      ctx.metrics.received(stanza, 'wal', trailer.repo_size);
       ctx.log.debug({ stanza, wal: walName }, 'WAL file archived');
       return { already_archived: false };
     } finally {
@@ -86,7 +87,10 @@ export async function archiveGet(ctx: ServerContext, request: ArchiveGetRequest_
     const found = await findArchivedWal(ctx, stanza, archiveId(db), walName);
     if (!found) continue;
     await write({ found: { checksum: found.checksum, compress_type: found.compressType, repo_size: await ctx.storage.size(found.key) } });
-    for await (const chunk of ctx.storage.openRead(found.key)) await write({ data: chunk as Buffer });
+    for await (const chunk of ctx.storage.openRead(found.key)) {
+      ctx.metrics.sent(stanza, 'wal', (chunk as Buffer).length);
+      await write({ data: chunk as Buffer });
+    }
     return;
   }
   throw new StatusError(grpc.status.NOT_FOUND, `WAL file ${walName} is not in the archive of stanza '${stanza}'`);

@@ -48,6 +48,7 @@ export async function putBackupFile(ctx: ServerContext, call: AsyncIterable<File
   try {
     const trailer = await receiveIntoTemp(messages, temp, `backup file ${name}`);
     await temp.commit();
+    ctx.metrics.received(session.stanza, 'backup', trailer.repo_size);
     session.files.push({
       name,
       size: trailer.size,

@@ -153,6 +153,7 @@ export async function runBackup(ctx: ServerContext, req: BackupRequest__Output, 
       lsn_start: started.lsn_start, lsn_stop: stopped.lsn_stop, seconds,
     } });
   } catch (err) {
+    ctx.metrics.backupFailed(stanza);
     if (job) job.cancel((err as Error).message);
     if (session) {
       // an incomplete backup is never left looking like one; resume (later) will keep it instead

@@ -1,31 +1,15 @@
 import { archiveId } from '../../shared/info/archive-info';
 import { InfoFileError } from '../../shared/info/ini';
-import { isSegmentName } from '../../shared/wal';
 import type { StanzaInfo } from '../../shared/generated/pgrepo/v1/StanzaInfo';
 import type { ArchiveRange } from '../../shared/generated/pgrepo/v1/ArchiveRange';
 import type { ServerContext } from '../context';
 import { mayAccessStanza } from '../auth';
 import type { Caller } from '../service/guard';
-import { archiveIdDirKey, parseWalFileName } from '../repo/layout';
+import { segmentRange, stanzaRepoBytes } from '../repo/stanza-status';
 
-/** First and last archived segment of one archive id (sub-directories and files are listed sorted). */
 async function archiveRange(ctx: ServerContext, stanza: string, id: string, dbId: number): Promise<ArchiveRange | undefined> {
-  const dirKey = archiveIdDirKey(stanza, id);
-  const dirs = (await ctx.storage.list(dirKey)).filter((d) => /^[0-9A-F]{16}$/.test(d));
-  const segmentsIn = async (dir: string) =>
-    (await ctx.storage.list(`${dirKey}/${dir}`)).map((f) => parseWalFileName(f)?.walName).filter((n): n is string => !!n && isSegmentName(n));
-  let min: string | undefined;
-  for (const dir of dirs) {
-    min = (await segmentsIn(dir))[0];
-    if (min) break;
-  }
-  let max: string | undefined;
-  for (const dir of [...dirs].reverse()) {
-    const names = await segmentsIn(dir);
-    max = names[names.length - 1];
-    if (max) break;
-  }
-  return min && max ? { id, min, max, db_id: dbId } : undefined;
+  const range = await segmentRange(ctx.storage, stanza, id);
+  return range ? { id, min: range.min, max: range.max, db_id: dbId } : undefined;
 }
 
 async function stanzaInfo(ctx: ServerContext, stanza: string): Promise<StanzaInfo> {
@@ -46,8 +30,10 @@ async function stanzaInfo(ctx: ServerContext, stanza: string): Promise<StanzaInf
       repo_size: b.repoSize, repo_delta: b.repoSizeDelta, db_id: b.dbId, error: b.error ?? false,
     }));
     const lock = ctx.locks.holder(stanza);
+    const bytes = await stanzaRepoBytes(ctx.storage, stanza, backupInfo.backups);
     return {
       ...base,
+      repo_size: bytes.backup + bytes.wal,
       status_code: backups.length ? 0 : 2,
       status_message: (backups.length ? 'ok' : 'no valid backups') + (lock ? ` (${lock} running)` : ''),
       db: backupInfo.history.map((d) => ({ id: d.id, system_id: d.systemId, version: d.version })),

@@ -103,7 +103,10 @@ export async function getBackupFile(ctx: ServerContext, req: GetBackupFileReques
   let source;
   try {
     source = ctx.storage.openRead(key);
-    for await (const chunk of source) await write({ data: chunk as Buffer });
+    for await (const chunk of source) {
+      ctx.metrics.sent(stanza, 'backup', (chunk as Buffer).length);
+      await write({ data: chunk as Buffer });
+    }
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
       throw new StatusError(grpc.status.DATA_LOSS, `backup ${label} of stanza '${stanza}' is damaged: its file ${key} is missing from the repository`);

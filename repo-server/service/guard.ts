@@ -9,11 +9,17 @@ export interface Caller {
   identity: string;
   rule: AuthRule;
   peer: string;
+  /** the stanza this call was authorized for, once authorizeStanza has run */
+  stanza?: string;
 }
 
 export interface GuardContext {
   rules: () => AuthRules;
   log: Logger;
+  /** why the client at a peer address has no verified certificate (expired, another CA), when known */
+  explainUnverified?: (peer: string) => { reason: string; cn?: string; notAfter?: string } | undefined;
+  /** sees every verified client certificate (expiry warnings) */
+  onCertificate?: (cert: NonNullable<ReturnType<AnyCall['getAuthContext']>['sslPeerCertificate']>) => void;
 }
 
 type AnyCall = Parameters<typeof callerIdentity>[0] & { getPeer(): string };
@@ -26,10 +32,17 @@ export function authenticate(ctx: GuardContext, call: AnyCall, method: string, r
   const peer = call.getPeer();
   const identity = callerIdentity(call);
   if (!identity) {
+    const why = ctx.explainUnverified?.(peer);
+    if (why) {
+      ctx.log.warn({ peer, method, identity: why.cn, notAfter: why.notAfter }, `refused a client: ${why.reason}`);
+      throw new StatusError(grpc.status.UNAUTHENTICATED, `the server refused this client: ${why.reason}`);
+    }
     ctx.log.warn({ peer, method }, 'refused a client without a certificate from this installation\'s CA');
     throw new StatusError(grpc.status.UNAUTHENTICATED,
       "the server refused this client: it presented no certificate signed by the installation's CA (check --tls-cert, --tls-key and --tls-ca)");
   }
+  const cert = call.getAuthContext().sslPeerCertificate;
+  if (cert) ctx.onCertificate?.(cert);
   const rule = ctx.rules().rule(identity);
   if (!rule) {
     ctx.log.warn({ peer, method, identity }, 'refused a certificate whose CN has no --auth rule');
@@ -54,6 +67,7 @@ export function authorizeStanza(ctx: GuardContext, caller: Caller, stanza: strin
     ctx.log.warn({ identity: caller.identity, stanza }, 'refused access to a stanza outside the caller\'s rule');
     throw new StatusError(grpc.status.PERMISSION_DENIED, `'${caller.identity}' is not authorized for stanza '${stanza}'`);
   }
+  caller.stanza = stanza;
   return stanza;
 }
 

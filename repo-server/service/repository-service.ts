@@ -60,7 +60,9 @@ export function repositoryHandlers(ctx: ServerContext): RepositoryHandlers {
     PutBackupFile: clientStream(ctx, 'PutBackupFile', ['agent'], (call, caller) => putBackupFile(ctx, call, caller)),
     GetManifest: serverStream(ctx, 'GetManifest', ['agent'], (call, caller) => getManifest(ctx, call.request, caller, writer(call))),
     GetBackupFile: serverStream(ctx, 'GetBackupFile', ['agent'], (call, caller) => getBackupFile(ctx, call.request, caller, writer(call))),
-    ArchivePush: clientStream(ctx, 'ArchivePush', ['agent'], (call, caller) => archivePush(ctx, call, caller)),
+    ArchivePush: clientStream(ctx, 'ArchivePush', ['agent'], (call, caller) => archivePush(ctx, call, caller).then(
+      (res) => { ctx.metrics.archivePushed(caller.stanza!); return res; },
+      (err) => { if (caller.stanza) ctx.metrics.archivePushFailed(caller.stanza); throw err; })),
     ArchiveGet: serverStream(ctx, 'ArchiveGet', ['agent'], (call, caller) => archiveGet(ctx, call.request, caller, writer(call))),
     StanzaCreate: unary(ctx, 'StanzaCreate', ['admin'], async (call, caller) => stanzaCreate(ctx, authorizeStanza(ctx, caller, call.request.stanza))),
     Backup: operation(ctx, 'Backup', (r) => r.stanza, (req, emit, cancelled) => runBackup(ctx, req, emit, cancelled)),

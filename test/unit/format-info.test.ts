@@ -3,7 +3,7 @@ import { infoJson, infoText } from '../../repo-server/repoctl/format-info';
 import type { StanzaInfo__Output } from '../../shared/generated/pgrepo/v1/StanzaInfo';
 
 const stanza: StanzaInfo__Output = {
-  name: 'main', status_code: 0, status_message: 'ok', agents: ['db1'],
+  name: 'main', status_code: 0, status_message: 'ok', agents: ['db1'], repo_size: 4096,
   db: [{ id: 1, system_id: '7311234567890123456', version: '15' }],
   archive: [{ id: '15-1', min: '000000010000000000000001', max: '000000010000000000000004', db_id: 1 }],
   backup: [{
