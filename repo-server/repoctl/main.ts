@@ -12,6 +12,7 @@ import { REPOCTL_OPTIONS, REPOCTL_USAGE } from './options';
 import { infoJson, infoText } from './format-info';
 import { ProgressDisplay } from './progress-display';
 import { formatBytes } from './units';
+import { certCommand } from './cert-command';
 
 interface Cli {
   options: Options;
@@ -93,15 +94,19 @@ async function main(): Promise<number | void> {
     process.stdout.write(formatHelp(REPOCTL_USAGE, REPOCTL_OPTIONS));
     return command || options.bool('help') ? 0 : 2;
   }
+  const json = options.str('output') === 'json';
+  if (command === 'cert') {
+    const result = await certCommand(options, options.positional.slice(1));
+    process.stdout.write(json ? `${JSON.stringify(result.json, null, 2)}\n` : `${result.text}\n`);
+    return;
+  }
   const run = commands[command];
-  if (!run) throw new UserError(`unknown command '${command}'; commands: ${Object.keys(commands).join(', ')}`);
-  const output = options.str('output');
-  if (output !== 'text' && output !== 'json') throw new UserError(`--output must be text or json, not '${output}'`);
+  if (!run) throw new UserError(`unknown command '${command}'; commands: ${[...Object.keys(commands), 'cert'].join(', ')}`);
   const server = options.str('server')!;
   const Client = loadProto().pgrepo.v1.Repository;
   const client = new Client(server, clientCredentials(readTlsFiles(options)), CHANNEL_OPTIONS);
   try {
-    await run({ options, client, server, json: output === 'json' });
+    await run({ options, client, server, json });
   } catch (err) {
     throw err instanceof UserError ? err : new UserError(describeCallError(err, server));
   } finally {

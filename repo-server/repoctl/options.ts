@@ -9,7 +9,9 @@ commands:
   stanza-create --stanza NAME                   record the cluster behind the stanza's agent
   backup --stanza NAME [--type full]            take a backup (waits until its WAL is archived)
   restore --stanza NAME --host AGENT [--pg-path DIR] [--set LABEL] [--tablespace-map NAME=DIR]
-  info [--stanza NAME] [--output text|json]     backups and WAL archive per stanza`;
+  info [--stanza NAME] [--output text|json]     without --stanza: the fleet, a line per stanza
+  cert init [--cert-dir DIR]                    make the installation's CA (no server needed)
+  cert issue server|agent|operator CN [--san NAME] [--days N]   a certificate signed by that CA`;
 
 export const REPOCTL_OPTIONS: OptionSpec[] = [
   CONFIG_OPTION,
@@ -26,6 +28,10 @@ export const REPOCTL_OPTIONS: OptionSpec[] = [
   { name: 'set', type: 'string', description: 'restore: backup label (default: latest)' },
   { name: 'pg-path', type: 'string', description: "restore: directory to restore into (default: the agent's --pg-path)" },
   { name: 'tablespace-map', type: 'list', description: 'restore: NAME=DIR, restore tablespace NAME (or oid) into DIR; repeatable' },
+  { name: 'cert-dir', type: 'string', default: '/etc/pgrepo/tls', description: "cert: directory of the CA (ca.crt, ca.key) and the certificates it issues (CN.crt, CN.key)" },
+  { name: 'ca-name', type: 'string', default: 'pgrepo CA', check: (v) => (/^[A-Za-z0-9][A-Za-z0-9 ._-]{0,63}$/.test(v) ? undefined : 'must be letters, digits, spaces, . _ -'), description: 'cert init: the CA certificate\'s CN' },
+  { name: 'san', type: 'list', description: 'cert issue server: another DNS name or IP address clients use for the server (the CN, localhost, 127.0.0.1 and ::1 are always in); repeatable' },
+  { name: 'days', type: 'int', min: 1, defaultText: 'CA 3650, server 825, agent 825, operator 365', description: 'cert: lifetime of the certificate' },
   { name: 'output', type: 'string', default: 'text', choices: ['text', 'json'], description: 'text for people; json for scripts (progress as JSON lines on stderr, the result on stdout)' },
   LOG_LEVEL_OPTION('warn'),
   HELP_OPTION,
