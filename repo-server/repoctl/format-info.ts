@@ -1,6 +1,6 @@
 import type { StanzaInfo__Output } from '../../shared/generated/pgrepo/v1/StanzaInfo';
 import { PGREPO_VERSION } from '../../shared/version';
-import { formatBytes } from './units';
+import { formatBytes, formatDuration } from './units';
 
 // system identifiers exceed 2^53: pgBackRest prints them as bare JSON numbers, so splice the digits in textually
 const bigNumber = (digits: string) => (/^\d+$/.test(digits) ? `@@bigint:${digits}@@` : digits);
@@ -58,4 +58,32 @@ export function infoText(stanzas: StanzaInfo__Output[]): string {
     out.push('');
   }
   return `${out.join('\n')}\n`;
+}
+
+/** `12345 s ago` as 3h25m: how long since a unix time. */
+function age(unix: number, now: number): string {
+  return formatDuration(Math.max(0, now - unix));
+}
+
+/** The newest complete backup of a type, as "LABEL (AGE ago)", or '-'. */
+function lastOfType(s: StanzaInfo__Output, type: string, now: number): string {
+  const last = s.backup.filter((b) => b.type === type && !b.error).sort((a, b) => a.timestamp_stop - b.timestamp_stop).pop();
+  return last ? `${last.label} (${age(last.timestamp_stop, now)} ago)` : '-';
+}
+
+/** `repoctl info` without --stanza: the fleet, a line per stanza. */
+export function fleetText(stanzas: StanzaInfo__Output[], now = Date.now() / 1000): string {
+  if (stanzas.length === 0) return 'No stanzas exist in the repository.\n';
+  const header = ['STANZA', 'STATUS', 'LAST FULL', 'LAST DIFF', 'LAST INCR', 'WAL ARCHIVE (MIN - MAX)', 'REPO SIZE', 'AGENTS'];
+  const rows = stanzas.map((s) => {
+    const wal = s.archive.length ? `${s.archive[0].min} - ${s.archive[s.archive.length - 1].max}` : '-';
+    return [
+      s.name, s.status_code === 0 ? s.status_message : `error: ${s.status_message}`,
+      lastOfType(s, 'full', now), lastOfType(s, 'diff', now), lastOfType(s, 'incr', now),
+      wal, formatBytes(Number(s.repo_size)), s.agents.join(',') || '-',
+    ];
+  });
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
+  const line = (cells: string[]) => cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]))).join('  ');
+  return `${[line(header), ...rows.map(line)].join('\n')}\n`;
 }

@@ -9,8 +9,8 @@ import type { RepositoryClient } from '../../shared/generated/pgrepo/v1/Reposito
 import type { OperationEvent__Output } from '../../shared/generated/pgrepo/v1/OperationEvent';
 import type { OperationResult__Output } from '../../shared/generated/pgrepo/v1/OperationResult';
 import { REPOCTL_OPTIONS, REPOCTL_USAGE } from './options';
-import { infoJson, infoText } from './format-info';
-import { ProgressDisplay } from './progress-display';
+import { fleetText, infoJson, infoText } from './format-info';
+import { ProgressDisplay, progressMode } from './progress-display';
 import { formatBytes } from './units';
 import { certCommand } from './cert-command';
 
@@ -27,7 +27,7 @@ function unaryCall<Req, Res>(fn: (req: Req, cb: (err: grpc.ServiceError | null, 
 
 /** Follows a long operation's event stream, showing progress, and returns its result. */
 async function followOperation(cli: Cli, what: string, stream: AsyncIterable<OperationEvent__Output>): Promise<OperationResult__Output> {
-  const display = new ProgressDisplay(what, !cli.json);
+  const display = new ProgressDisplay(what, progressMode(cli.json));
   try {
     for await (const event of stream) {
       if (event.progress) display.update(event.progress);
@@ -82,8 +82,9 @@ const commands: Record<string, (cli: Cli) => Promise<void>> = {
   },
 
   async info(cli) {
-    const res = await unaryCall(cli.client.Info.bind(cli.client), { stanza: cli.options.str('stanza') ?? '' });
-    process.stdout.write(cli.json ? `${infoJson(res.stanzas)}\n` : infoText(res.stanzas));
+    const stanza = cli.options.str('stanza') ?? '';
+    const res = await unaryCall(cli.client.Info.bind(cli.client), { stanza });
+    process.stdout.write(cli.json ? `${infoJson(res.stanzas)}\n` : stanza ? infoText(res.stanzas) : fleetText(res.stanzas));
   },
 };
 

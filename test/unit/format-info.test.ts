@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { infoJson, infoText } from '../../repo-server/repoctl/format-info';
+import { fleetText, infoJson, infoText } from '../../repo-server/repoctl/format-info';
 import type { StanzaInfo__Output } from '../../shared/generated/pgrepo/v1/StanzaInfo';
 
 const stanza: StanzaInfo__Output = {
@@ -33,5 +33,14 @@ describe('info output', () => {
     expect(text).toMatch(/stanza: main\n\s+status: ok/);
     expect(text).toContain('full backup: 20261124-101010F');
     expect(text).toContain('wal archive min/max (15-1): 000000010000000000000001/000000010000000000000004');
+  });
+
+  it('without --stanza: a line per stanza with status, last backup of each type and its age, WAL range, size', () => {
+    const broken = { ...stanza, name: 'other', status_code: 3, status_message: 'missing stanza data', backup: [], archive: [], agents: [], repo_size: 0 };
+    const lines = fleetText([stanza, broken], 1795000010 + 2 * 3600 + 60).trimEnd().split('\n');
+    expect(lines).toHaveLength(3);
+    expect(lines[0]).toMatch(/^STANZA\s+STATUS\s+LAST FULL\s+LAST DIFF\s+LAST INCR\s+WAL ARCHIVE \(MIN - MAX\)\s+REPO SIZE\s+AGENTS$/);
+    expect(lines[1]).toMatch(/^main\s+ok\s+20261124-101010F \(2h01m ago\)\s+-\s+-\s+000000010000000000000001 - 000000010000000000000004\s+4\.0KiB\s+db1$/);
+    expect(lines[2]).toMatch(/^other\s+error: missing stanza data\s+-\s+-\s+-\s+-\s+0B\s+-$/);
   });
 });
