@@ -146,7 +146,7 @@ export async function runBackup(ctx: ServerContext, req: BackupRequest__Output, 
 
     const totals = manifestTotals(manifest);
     const seconds = (Date.now() - began) / 1000;
-    ctx.log.info({ stanza, label, agent: agent.identity, files: manifest.files.length, bytes: totals.size, repoBytes: totals.repoSize, seconds,
+    ctx.log.info({ stanza, label, type: manifest.backup.type, agent: agent.identity, files: manifest.files.length, bytes: totals.size, repoBytes: totals.repoSize, seconds,
       lsnStart: started.lsn_start, lsnStop: stopped.lsn_stop }, 'backup complete');
     emit({ result: {
       label, bytes: totals.size, files: manifest.files.length, repo_bytes: totals.repoSize, agent: agent.identity,
