@@ -8,12 +8,14 @@
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import http from 'node:http';
+import tls from 'node:tls';
+import { X509Certificate } from 'node:crypto';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { issueCertificate } from '../../repo-server/repoctl/certificates';
 import { expectRefused, expectSuccess } from '../harness/expect';
 import { runCleanups } from '../harness/cleanup';
-import { freePort, initCluster, makeTempDir, startCluster, switchWal, waitForArchived, type Cluster } from '../harness/pg';
+import { freePort, initCluster, makeTempDir, query, startCluster, switchWal, waitForArchived, type Cluster } from '../harness/pg';
 import { archiveCommandFor, programPath, runProgram, runProgramOk, startProgram, type LogEntry, type Proc } from '../harness/processes';
 import { chownToPostgres, repoRoot, run } from '../harness/system';
 
@@ -68,6 +70,22 @@ function scrape(port: number): Promise<Map<string, number>> {
       });
     }).on('error', reject);
   });
+}
+
+/** The SHA-256 fingerprint of the certificate the server presents to a new connection. */
+function serverFingerprint(port: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = tls.connect({ host: '127.0.0.1', port, rejectUnauthorized: false, ALPNProtocols: ['h2'] }, () => {
+      const fingerprint = socket.getPeerCertificate().fingerprint256;
+      socket.destroy();
+      resolve(fingerprint);
+    });
+    socket.on('error', reject);
+  });
+}
+
+function listFiles(dir: string): string[] {
+  return fs.readdirSync(dir, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? listFiles(path.join(dir, e.name)) : [path.join(dir, e.name)]));
 }
 
 const portOf = (entry: LogEntry) => Number(/:(\d+)$/.exec(String(entry.address))![1]);
@@ -202,6 +220,55 @@ describe('operations: config files, metrics, reload, certificates, systemd', { t
     const warning = await server.waitForLog(/expires within 30 days/, 10_000, mark);
     expect(warning).toMatchObject({ cn: 'ops', daysLeft: expect.any(Number) });
     expect(warning.level).toBe(40);
+  });
+
+  it('SIGHUP also swaps the server certificate for new connections, and detaches an agent whose rule is gone', async () => {
+    const before = await serverFingerprint(grpcPort);
+    expect(before).toBe(new X509Certificate(fs.readFileSync(cert('localhost')['tls-cert'])).fingerprint256);
+    expectSuccess(await runProgram('repoctl', ['cert', 'issue', 'server', 'localhost', '--cert-dir', tlsDir]), 'repoctl cert issue server localhost (renewal)');
+    await chownToPostgres(tlsDir, true);
+    const renewed = new X509Certificate(fs.readFileSync(cert('localhost')['tls-cert'])).fingerprint256;
+    expect(renewed).not.toBe(before);
+
+    const serverMark = server.mark();
+    const agentMark = agent.mark();
+    await writeConfig(serverConf, configFrom('pgrepo-server.conf', serverValues(['ops=admin'])));
+    server.signal('SIGHUP');
+    expect(await server.waitForLog('reloaded authorization rules and certificates', 10_000, serverMark)).toMatchObject({ removed: ['db1'], detached: ['db1'] });
+    expect(await serverFingerprint(grpcPort)).toBe(renewed);
+    expectSuccess(await repoctl(['info']), 'repoctl info against the renewed server certificate');
+    // the agent hears it was cut off and, dialling again, is refused by name
+    await agent.waitForLog('the repository server refused this agent', 30_000, agentMark);
+    expect((await scrape(metricsPort)).get('pgrepo_agents_attached{stanza="main"}')).toBe(0);
+
+    await writeConfig(serverConf, configFrom('pgrepo-server.conf', serverValues(AUTH)));
+    server.signal('SIGHUP');
+    await agent.waitForLog('attached to repository server', 60_000, agentMark);
+  });
+
+  it('SIGTERM during a backup: the backup stops cleanly, nothing of it stays in the repository, the server exits 0', async () => {
+    await query(cluster, 'create table bulk as select g, md5(g::text) as a, md5((g * 7)::text) as b from generate_series(1, 500000) g');
+    const before = fs.readFileSync(path.join(work, 'repo', 'backup', 'main', 'backup.info'), 'utf8');
+    const labelsBefore = fs.readdirSync(path.join(work, 'repo', 'backup', 'main')).sort();
+    const backup = await startProgram('repoctl backup', 'repoctl', ['--config', repoctlConf, 'backup', '--stanza', 'main', '--start-fast', '--compress-level', '9', '--output', 'json']);
+    // repoctl's JSON progress lines: wait until files are being copied
+    await backup.waitForLog((e) => e.event === 'progress' && Number(e.bytesDone) < Number(e.bytesTotal), 60_000);
+    const mark = server.mark();
+    server.signal('SIGTERM');
+    await server.exited;
+    expect(server.exitCode, server.tail()).toBe(0);
+    await server.waitForLog('shutting down: ending work in flight', 1000, mark);
+    await server.waitForLog('shut down cleanly', 1000, mark);
+    await server.waitForLog(/^backup failed/, 1000, mark);
+    expect(server.findLogs('backup complete', mark)).toEqual([]);
+
+    await backup.exited;
+    expect(backup.exitCode).not.toBe(0);
+    expect(backup.lines.map((l) => l.text).join('\n')).toMatch(/repoctl: error: .*(shut|disconnect|unavailable)/i);
+    // the interrupted backup left nothing that looks like a backup, and no temp file
+    expect(fs.readFileSync(path.join(work, 'repo', 'backup', 'main', 'backup.info'), 'utf8')).toBe(before);
+    expect(fs.readdirSync(path.join(work, 'repo', 'backup', 'main')).sort()).toEqual(labelsBefore);
+    expect(listFiles(path.join(work, 'repo')).filter((f) => f.includes('.pgrepo.tmp.'))).toEqual([]);
   });
 
   describe('systemd units', () => {
