@@ -50,9 +50,11 @@ export async function runDaemon(argv: string[]): Promise<number | void> {
     const stop = (signal: string) => {
       log.info({ signal }, 'agent stopping');
       channel.stop();
-      socketServer.close();
-      ctx.client.close();
-      resolve();
+      // WAL pushes and gets in flight finish first (PostgreSQL would retry them, but need not)
+      const done = () => { ctx.client.close(); resolve(); };
+      const cap = setTimeout(done, 20_000);
+      cap.unref();
+      socketServer.close(() => { clearTimeout(cap); done(); });
     };
     process.once('SIGTERM', () => stop('SIGTERM'));
     process.once('SIGINT', () => stop('SIGINT'));

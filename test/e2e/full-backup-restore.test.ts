@@ -176,7 +176,7 @@ describe('full backup and restore of a real PostgreSQL 15 cluster over mutual TL
 
   step('info prints a readable summary', async () => {
     const fx = fixture();
-    const res = await fx.repoctl(['info']);
+    const res = await fx.repoctl(['info', '--stanza', 'main']);
     expectSuccess(res, 'repoctl info');
     expect(res.stdout).toMatch(/stanza:?\s+main/i);
     expect(res.stdout).toContain(s.label!);
