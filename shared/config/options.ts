@@ -184,7 +184,8 @@ export function formatHelp(usage: string, specs: OptionSpec[]): string {
   const lines = specs.map((s) => {
     const d = s.defaultText ?? s.default;
     const def = d === undefined ? '' : ` (default: ${d})`;
-    return `  --${s.name.padEnd(width)}${s.description}${def}`;
+    const choices = s.choices ? ` (${s.choices.join(', ')})` : '';
+    return `  --${s.name.padEnd(width)}${s.description}${choices}${def}`;
   });
   return `${usage}\n\nOptions (also as name=value lines in --config FILE; the flag wins):\n${lines.join('\n')}\n`;
 }

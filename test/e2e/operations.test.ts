@@ -138,6 +138,19 @@ describe('operations: config files, metrics, reload, certificates, systemd', { t
 
   afterAll(() => runCleanups(), 180_000);
 
+  it('refuses to start on a config file with an unknown key or a bad value, naming the file, the line and the reason', async () => {
+    for (const [program, example, line, why] of [
+      ['server', 'pgrepo-server.conf', 'repo-pth=/srv/repo', /unknown option 'repo-pth'/],
+      ['agent', 'pgrepo-agent.conf', 'pg-port=99999', /option 'pg-port' must be at most 65535, got '99999'/],
+      ['repoctl', 'repoctl.conf', 'output=yaml', /option 'output' must be one of text, json/],
+    ] as const) {
+      const text = `${fs.readFileSync(path.join(deploy, example), 'utf8')}${line}\n`;
+      const file = await writeConfig(path.join(work, `bad-${example}`), text);
+      const res = await runProgram(program, ['--config', file, ...(program === 'repoctl' ? ['info'] : [])]);
+      expectRefused(res, `${program} --config with '${line}'`, new RegExp(`bad-${example.replace('.', '\\.')}:${text.split('\n').length - 1}: `), why);
+    }
+  });
+
   it('serves metrics that move with a backup, and logs one summary line for it', async () => {
     const before = await scrape(metricsPort);
     expect(before.get('pgrepo_agents_attached{stanza="main"}')).toBe(1);
@@ -190,6 +203,16 @@ describe('operations: config files, metrics, reload, certificates, systemd', { t
     expect(reloaded).toMatchObject({ removed: ['viewer1'], detached: [] });
 
     expectRefused(await repoctl(['info'], 'viewer1'), 'repoctl info as viewer1 after the reload', /viewer1/, /not authorized/);
+
+    // a broken file is refused by name and line, and the rules in force stay
+    const good = fs.readFileSync(serverConf, 'utf8');
+    await writeConfig(serverConf, `${good}\nauth=viewer1=superuser\n`);
+    const badMark = server.mark();
+    server.signal('SIGHUP');
+    const failed = await server.waitForLog(/^reload failed/, 10_000, badMark);
+    expect(String(failed.err)).toMatch(new RegExp(`pgrepo-server\\.conf:${good.split('\n').length + 1}: option 'auth'`));
+    await writeConfig(serverConf, good);
+    expectRefused(await repoctl(['info'], 'viewer1'), 'repoctl info as viewer1 after a failed reload', /viewer1/, /not authorized/);
     expectSuccess(await repoctl(['info']), 'repoctl info as ops after the reload');
     // same process, same agent channel: WAL still flows through it and nothing was re-attached
     await waitForArchived(cluster, await switchWal(cluster));
