@@ -7,7 +7,7 @@ import type { Options } from '../../shared/config/options';
 const KINDS = ['server', 'agent', 'operator'] as const;
 
 export const CERT_USAGE = `repoctl cert init [--cert-dir DIR]                         make the installation's CA (ca.crt, ca.key)
-repoctl cert issue server|agent|operator CN [--san NAME]... [--days N] [--cert-dir DIR]`;
+repoctl cert issue server|agent|operator CN [CN...] [--san NAME]... [--days N] [--cert-dir DIR]`;
 
 /** Writes a file under a temp name and renames it into place, so no reader ever sees half of it. */
 function writeAtomic(file: string, data: string, mode: number): void {
@@ -52,28 +52,35 @@ export async function certCommand(options: Options, words: string[]): Promise<Ce
   }
   if (sub === 'issue') {
     const kind = KINDS.find((k) => k === kindWord);
-    if (!kind || !cn || extra.length) throw new UserError(`cert issue needs a kind (${KINDS.join(', ')}) and a CN\n${CERT_USAGE}`);
-    try {
-      checkCommonName(cn);
-    } catch (err) {
-      throw new UserError((err as Error).message);
+    const names = [cn, ...extra].filter((n): n is string => n !== undefined);
+    if (!kind || names.length === 0) throw new UserError(`cert issue needs a kind (${KINDS.join(', ')}) and a CN\n${CERT_USAGE}`);
+    for (const name of names) {
+      try {
+        checkCommonName(name);
+      } catch (err) {
+        throw new UserError((err as Error).message);
+      }
+      if (name === 'ca') throw new UserError("'ca' is the CA's own file name; choose another CN");
     }
-    if (cn === 'ca') throw new UserError("'ca' is the CA's own file name; choose another CN");
     if (!fs.existsSync(caCert) || !fs.existsSync(caKey)) throw new UserError(`no CA in ${dir}: run 'repoctl cert init --cert-dir ${dir}' first`);
     const ca = { cert: fs.readFileSync(caCert, 'utf8'), key: fs.readFileSync(caKey, 'utf8') };
-    const pair = await issueCertificate({ ca, cn, kind, san: options.list('san'), validity: validityFor(days ?? LIFETIME_DAYS[kind]) })
-      .catch((err: Error) => { throw new UserError(`cannot issue the certificate: ${err.message}`); });
-    const certFile = path.join(dir, `${cn}.crt`);
-    const keyFile = path.join(dir, `${cn}.key`);
-    const renewed = fs.existsSync(certFile);
-    writeAtomic(keyFile, pair.key, 0o600);
-    writeAtomic(certFile, pair.cert, 0o644);
-    const d = describe(certFile);
-    const use = kind === 'server' ? 'tls-cert/tls-key of pgrepo-server' : kind === 'agent' ? `tls-cert/tls-key of the agent; authorize it with auth=${cn}=agent:STANZA` : `tls-cert/tls-key of repoctl; authorize it with auth=${cn}=admin (or viewer)`;
-    return {
-      text: `${renewed ? 'renewed' : 'wrote'} ${certFile} and ${keyFile} (${kind} '${cn}', valid until ${d.notAfter}): the ${use}`,
-      json: { cert: certFile, key: keyFile, cn, kind, notAfter: d.notAfter, renewed },
-    };
+    const results: CertResult[] = [];
+    for (const name of names) {
+      const pair = await issueCertificate({ ca, cn: name, kind, san: options.list('san'), validity: validityFor(days ?? LIFETIME_DAYS[kind]) })
+        .catch((err: Error) => { throw new UserError(`cannot issue the certificate: ${err.message}`); });
+      const certFile = path.join(dir, `${name}.crt`);
+      const keyFile = path.join(dir, `${name}.key`);
+      const renewed = fs.existsSync(certFile);
+      writeAtomic(keyFile, pair.key, 0o600);
+      writeAtomic(certFile, pair.cert, 0o644);
+      const d = describe(certFile);
+      const use = kind === 'server' ? 'tls-cert/tls-key of pgrepo-server' : kind === 'agent' ? `tls-cert/tls-key of the agent; authorize it with auth=${name}=agent:STANZA` : `tls-cert/tls-key of repoctl; authorize it with auth=${name}=admin (or viewer)`;
+      results.push({
+        text: `${renewed ? 'renewed' : 'wrote'} ${certFile} and ${keyFile} (${kind} '${name}', valid until ${d.notAfter}): the ${use}`,
+        json: { cert: certFile, key: keyFile, cn: name, kind, notAfter: d.notAfter, renewed },
+      });
+    }
+    return results.length === 1 ? results[0] : { text: results.map((r) => r.text).join('\n'), json: { certificates: results.map((r) => r.json) } };
   }
   throw new UserError(`unknown cert command '${sub ?? ''}'\n${CERT_USAGE}`);
 }

@@ -11,7 +11,7 @@ commands:
   restore --stanza NAME --host AGENT [--pg-path DIR] [--set LABEL] [--tablespace-map NAME=DIR]
   info [--stanza NAME] [--output text|json]     without --stanza: the fleet, a line per stanza
   cert init [--cert-dir DIR]                    make the installation's CA (no server needed)
-  cert issue server|agent|operator CN [--san NAME] [--days N]   a certificate signed by that CA`;
+  cert issue server|agent|operator CN [CN...] [--san NAME] [--days N]   certificates signed by that CA`;
 
 export const REPOCTL_OPTIONS: OptionSpec[] = [
   CONFIG_OPTION,

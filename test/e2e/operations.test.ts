@@ -110,8 +110,8 @@ describe('operations: config files, metrics, reload, certificates, systemd', { t
     work = await makeTempDir('pgrepo-ops');
     tlsDir = path.join(work, 'tls');
     expectSuccess(await runProgram('repoctl', ['cert', 'init', '--cert-dir', tlsDir]), 'repoctl cert init');
-    for (const [kind, cn] of [['server', 'localhost'], ['agent', 'db1'], ['operator', 'ops'], ['operator', 'viewer1']]) {
-      expectSuccess(await runProgram('repoctl', ['cert', 'issue', kind, cn, '--cert-dir', tlsDir]), `repoctl cert issue ${kind} ${cn}`);
+    for (const [kind, ...cns] of [['server', 'localhost'], ['agent', 'db1'], ['operator', 'ops', 'viewer1']]) {
+      expectSuccess(await runProgram('repoctl', ['cert', 'issue', kind, ...cns, '--cert-dir', tlsDir]), `repoctl cert issue ${kind} ${cns.join(' ')}`);
     }
     await chownToPostgres(tlsDir, true);
 
