@@ -61,5 +61,15 @@ export function exampleConfig(ex: ExampleConfig): string {
       out.push(`#${spec.name}=${value}`);
     }
   }
+  const perStanza = ex.specs.filter((s) => s.perStanza);
+  if (perStanza.length) {
+    out.push(
+      '',
+      '# Per stanza (pgBackRest\'s form): a [STANZA] section after the global options sets these for that',
+      `# stanza only: ${perStanza.map((s) => s.name).join(', ')}. For example:`,
+      '#[main]',
+      ...perStanza.map((s) => `#${s.name}=${s.default ?? ''}`),
+    );
+  }
   return `${out.join('\n')}\n`;
 }

@@ -23,6 +23,8 @@ export interface OptionSpec {
   example?: string | readonly string[];
   /** Not valid in a config file (--config itself, --help). */
   flagOnly?: boolean;
+  /** May also be set for one stanza: in a [STANZA] section of the config file. */
+  perStanza?: boolean;
 }
 
 type Value = string | number | boolean | string[];

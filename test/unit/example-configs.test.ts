@@ -55,6 +55,16 @@ describe.each(EXAMPLES)('deploy/%s', (file, example) => {
   });
 });
 
+describe('the example config of a program with per-stanza options', () => {
+  it('ends with a commented [STANZA] section naming them', () => {
+    const text = exampleConfig({
+      program: 'p', path: '/etc/p.conf', about: [],
+      specs: [{ name: 'keep', type: 'int', default: 2, perStanza: true, description: 'how many to keep' }, { name: 'other', type: 'string', description: 'x' }],
+    });
+    expect(text).toMatch(/# stanza only: keep\. For example:\n#\[main\]\n#keep=2\n$/);
+  });
+});
+
 describe('per-program value checks', () => {
   const refuse = (ex: ExampleConfig, line: string, why: RegExp) => {
     const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'pgrepo-ex-')), `${ex.program}.conf`);
