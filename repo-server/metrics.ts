@@ -6,7 +6,8 @@ import type { AuthRules } from './auth';
 import type { AgentRegistry } from './agents';
 import type { StanzaStore } from './repo/stanza-store';
 import type { PosixStorage } from './storage/posix';
-import { lastArchivedSegment, lastGoodBackups, stanzaRepoBytes } from './repo/stanza-status';
+import type { BackupInfoEntry } from '../shared/info/backup-info';
+import { archiveStanzaKey, bytesUnder, lastArchivedSegment, lastGoodBackups } from './repo/stanza-status';
 
 export interface MetricsSources {
   log: Logger;
@@ -17,6 +18,8 @@ export interface MetricsSources {
 }
 
 export type TransferKind = 'backup' | 'wal';
+
+const REPO_SIZE_TTL_MS = 60_000;
 
 /**
  * The server's Prometheus metrics. Counters are bumped by the commands as work happens; the
@@ -43,6 +46,11 @@ export class ServerMetrics {
   private readonly stanzaUp = this.gauge('pgrepo_stanza_info_ok', '1 when the stanza\'s info files could be read, 0 otherwise', ['stanza']);
   private readonly agentsAttached = this.gauge('pgrepo_agents_attached', 'agents attached for the stanza now', ['stanza']);
   private readonly agentAttached = this.gauge('pgrepo_agent_attached', '1 when the agent is attached, 0 when an agent with an auth rule is not', ['identity', 'stanza']);
+
+  /** scrapes one at a time: each resets and refills the gauges */
+  private rendering: Promise<unknown> = Promise.resolve();
+  /** the WAL archive's size per stanza, walked at most every REPO_SIZE_TTL_MS */
+  private readonly walBytes = new Map<string, { at: number; bytes: number }>();
 
   constructor(private readonly src: MetricsSources) {
     collectDefaultMetrics({ register: this.registry, prefix: 'pgrepo_server_' });
@@ -91,7 +99,7 @@ export class ServerMetrics {
           this.walTime.set({ stanza }, last.archivedAt);
           this.walAge.set({ stanza }, Math.max(0, now - last.archivedAt));
         }
-        const bytes = await stanzaRepoBytes(storage, stanza, backupInfo.backups);
+        const bytes = await this.repoBytes(stanza, backupInfo.backups, now);
         this.repoSize.set({ stanza, kind: 'backup' }, bytes.backup);
         this.repoSize.set({ stanza, kind: 'wal' }, bytes.wal);
         this.stanzaUp.set({ stanza }, 1);
@@ -108,9 +116,23 @@ export class ServerMetrics {
     }
   }
 
-  async render(): Promise<string> {
-    await this.refresh();
-    return this.registry.metrics();
+  /** Backups' sizes come from backup.info; the WAL archive is walked, so its size is kept a while. */
+  private async repoBytes(stanza: string, backups: BackupInfoEntry[], now: number): Promise<{ backup: number; wal: number }> {
+    const backup = backups.reduce((sum, b) => sum + b.repoSizeDelta, 0);
+    const cached = this.walBytes.get(stanza);
+    if (cached && now * 1000 - cached.at < REPO_SIZE_TTL_MS) return { backup, wal: cached.bytes };
+    const wal = await bytesUnder(this.src.storage, archiveStanzaKey(stanza));
+    this.walBytes.set(stanza, { at: now * 1000, bytes: wal });
+    return { backup, wal };
+  }
+
+  render(): Promise<string> {
+    const next = this.rendering.then(async () => {
+      await this.refresh();
+      return this.registry.metrics();
+    });
+    this.rendering = next.catch(() => undefined);
+    return next;
   }
 }
 

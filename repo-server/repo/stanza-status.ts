@@ -77,7 +77,9 @@ export async function bytesUnder(storage: PosixStorage, key: string): Promise<nu
   return total;
 }
 
+export const archiveStanzaKey = (stanza: string) => `archive/${stanza}`;
+
 /** What a stanza occupies: each backup's own files (repo delta, from backup.info) plus its WAL archive. */
 export async function stanzaRepoBytes(storage: PosixStorage, stanza: string, backups: BackupInfoEntry[]): Promise<{ backup: number; wal: number }> {
-  return { backup: backups.reduce((sum, b) => sum + b.repoSizeDelta, 0), wal: await bytesUnder(storage, `archive/${stanza}`) };
+  return { backup: backups.reduce((sum, b) => sum + b.repoSizeDelta, 0), wal: await bytesUnder(storage, archiveStanzaKey(stanza)) };
 }
