@@ -65,10 +65,9 @@ export function exampleConfig(ex: ExampleConfig): string {
   if (perStanza.length) {
     out.push(
       '',
-      '# Per stanza (pgBackRest\'s form): a [STANZA] section after the global options sets these for that',
-      `# stanza only: ${perStanza.map((s) => s.name).join(', ')}. For example:`,
+      ...commentLines(`Per stanza (pgBackRest's form): a [STANZA] section after the global options sets these for that stanza only: ${perStanza.map((s) => s.name).join(', ')}. For example:`),
       '#[main]',
-      ...perStanza.map((s) => `#${s.name}=${s.default ?? ''}`),
+      ...perStanza.map((s) => `#${s.name}=${s.default ?? (Array.isArray(s.example) ? s.example[0] : s.example) ?? ''}`),
     );
   }
   return `${out.join('\n')}\n`;
