@@ -61,7 +61,7 @@ describe('the example config of a program with per-stanza options', () => {
       program: 'p', path: '/etc/p.conf', about: [],
       specs: [{ name: 'keep', type: 'int', default: 2, perStanza: true, description: 'how many to keep' }, { name: 'other', type: 'string', description: 'x' }],
     });
-    expect(text).toMatch(/# Per stanza .*: keep\. For example:\n#\[main\]\n#keep=2\n$/);
+    expect(text).toMatch(/# Per stanza [^[]*\[STANZA\][\s\S]*: keep\. For example:\n#\[main\]\n#keep=2\n$/);
   });
 });
 
