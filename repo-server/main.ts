@@ -14,6 +14,7 @@ import { StanzaLocks, StanzaStore } from './repo/stanza-store';
 import { BackupSessions } from './commands/backup-session';
 import { repositoryHandlers } from './service/repository-service';
 import { SERVER_OPTIONS, SERVER_USAGE } from './options';
+import { checkRetentionConfig } from './commands/expire';
 import type { ServerContext } from './context';
 
 function loadRules(options: Options): AuthRules {
@@ -50,6 +51,7 @@ async function main(): Promise<number | void> {
   const log = createLogger('pgrepo-server', options.str('log-level')!);
   const repoPath = options.requireStr('repo-path', 'where the repository lives');
   let rules = loadRules(options);
+  checkRetentionConfig(options);
   const tls = new ServerTls(readTlsFiles(options));
   prepareRepository(repoPath);
 
@@ -57,6 +59,7 @@ async function main(): Promise<number | void> {
   const ctx: ServerContext = {
     log, rules: () => rules, storage, store: new StanzaStore(storage), agents: new AgentRegistry(log),
     locks: new StanzaLocks(), sessions: new BackupSessions(), archiveTimeoutSeconds: options.int('archive-timeout')!,
+    config: () => options,
   };
   const server = new grpc.Server(CHANNEL_OPTIONS);
   server.addService(loadProto().pgrepo.v1.Repository.service, repositoryHandlers(ctx));
@@ -68,10 +71,13 @@ async function main(): Promise<number | void> {
   // SIGHUP re-reads the config file and flags: new --auth rules and certificates, without dropping connections
   process.on('SIGHUP', () => {
     try {
-      options = parseOptions(SERVER_OPTIONS, argv);
-      rules = loadRules(options);
-      tls.update(readTlsFiles(options));
-      log.info({ rules: rules.size }, 'reloaded authorization rules and certificates');
+      const reloaded = parseOptions(SERVER_OPTIONS, argv);
+      const newRules = loadRules(reloaded);
+      checkRetentionConfig(reloaded);
+      tls.update(readTlsFiles(reloaded));
+      options = reloaded;
+      rules = newRules;
+      log.info({ rules: rules.size }, 'reloaded authorization rules, retention settings and certificates');
     } catch (err) {
       log.error({ err: (err as Error).message }, 'reload failed; keeping the previous rules and certificates');
     }
