@@ -7,10 +7,12 @@ const range = (r: WalRange__Output) => (r.start === r.stop ? r.start : `${r.star
 const ranges = (rs: WalRange__Output[]) => rs.map(range).join(', ');
 const problemLine = (p: VerifyProblem__Output) => `${p.kind}: ${p.file}: ${p.detail}`;
 
-/** Throughput over the stored bytes read, which is what the disks delivered. */
+/** Throughput over the stored bytes (what the disks delivered) and over the decompressed bytes (what was checksummed). */
 export function verifyRate(r: VerifyReport__Output, seconds: number): string {
-  const rate = seconds > 0 ? Number(r.bytes_read) / seconds : 0;
-  return `read ${r.files_checked} files, ${formatBytes(Number(r.bytes_read))} stored (${formatBytes(Number(r.bytes_checked))} decompressed) in ${seconds.toFixed(1)}s, ${formatBytes(rate)}/s`;
+  const rate = (bytes: number) => formatBytes(seconds > 0 ? bytes / seconds : 0);
+  const stored = Number(r.bytes_read);
+  const original = Number(r.bytes_checked);
+  return `read ${r.files_checked} files, ${formatBytes(stored)} stored, ${formatBytes(original)} decompressed, in ${seconds.toFixed(1)}s: ${rate(stored)}/s stored, ${rate(original)}/s decompressed`;
 }
 
 export function verifyText(stanza: string, r: VerifyReport__Output, seconds: number): string {
