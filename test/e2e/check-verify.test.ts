@@ -9,7 +9,7 @@ import path from 'node:path';
 import { describe, expect } from 'vitest';
 import { expectRefused, expectSuccess } from '../harness/expect';
 import { useFixture } from '../harness/fixture';
-import { query, switchWal, waitForArchived } from '../harness/pg';
+import { archiveMoreWal, query } from '../harness/pg';
 import { archiveCommandFor } from '../harness/processes';
 import { archivedSegmentFile, archivedSegments, infoBackups, type InfoBackup } from '../harness/repo';
 import { scenario } from '../harness/scenario';
@@ -31,15 +31,7 @@ describe('check and verify', () => {
     await query(c, 'select pg_reload_conf()');
   }
 
-  async function moreWal(n: number): Promise<void> {
-    const c = fixture().cluster1;
-    let last = '';
-    for (let i = 0; i < n; i++) {
-      await query(c, 'insert into t select g, md5(g::text) from generate_series(1, 2000) g');
-      last = await switchWal(c);
-    }
-    await waitForArchived(c, last);
-  }
+  const moreWal = (n: number) => archiveMoreWal(fixture().cluster1, n, 'insert into t select g, md5(g::text) from generate_series(1, 2000) g');
 
   step('a stanza with a full backup and WAL on both sides of it', async () => {
     const fx = fixture();

@@ -7,7 +7,7 @@
 import { describe, expect } from 'vitest';
 import { expectRefused, expectSuccess } from '../harness/expect';
 import { useFixture } from '../harness/fixture';
-import { query, switchWal, waitForArchived } from '../harness/pg';
+import { archiveMoreWal, query } from '../harness/pg';
 import { archivedSegments, backupDirs, infoBackups, listTree, type InfoBackup } from '../harness/repo';
 import { scenario } from '../harness/scenario';
 import { repoctl } from '../harness/processes';
@@ -29,16 +29,7 @@ describe('expire', () => {
     return backups[backups.length - 1];
   }
 
-  /** Writes rows and completes `n` segments, so there is WAL between backups. */
-  async function moreWal(n: number): Promise<void> {
-    const c = fixture().cluster1;
-    let last = '';
-    for (let i = 0; i < n; i++) {
-      await query(c, `insert into t select g from generate_series(1, 1000) g`);
-      last = await switchWal(c);
-    }
-    await waitForArchived(c, last);
-  }
+  const moreWal = (n: number) => archiveMoreWal(fixture().cluster1, n, 'insert into t select g from generate_series(1, 1000) g');
 
   step('two full backups with WAL between them; the server keeps both (repo-retention-full=2 for main)', async () => {
     const fx = fixture();

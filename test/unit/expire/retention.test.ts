@@ -1,17 +1,11 @@
-import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { configFile as writeConfig } from '../../harness/config-file';
 import { parseOptions, STANZA_OPTION } from '../../../shared/config/options';
 import { overlayRetention, resolveRetention, retentionFromOptions, retentionFromRequest, retentionOptionSpecs } from '../../../repo-server/expire/retention';
 
 const SPECS = [{ name: 'config', type: 'string' as const, description: '' }, { name: 'repo-path', type: 'string' as const, description: '' }, ...retentionOptionSpecs(true), STANZA_OPTION];
 
-function configFile(text: string): string {
-  const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'pgrepo-ret-')), 'server.conf');
-  fs.writeFileSync(file, text);
-  return file;
-}
+const configFile = (text: string) => writeConfig(text, 'server.conf');
 
 describe('retention settings', () => {
   it('derives archive retention as pgBackRest does', () => {
