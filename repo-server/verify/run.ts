@@ -6,7 +6,7 @@
  */
 import { isSegmentName, readWalLongHeader, segmentsBetween, WAL_LONG_HEADER_SIZE } from '../../shared/wal';
 import { archiveId } from '../../shared/info/archive-info';
-import { loadInfoFile, parseInfo } from '../../shared/info/ini';
+import { parseInfo, type InfoSections } from '../../shared/info/ini';
 import { parseManifest, type Manifest } from '../../shared/info/manifest';
 import type { BackupInfo, BackupInfoEntry } from '../../shared/info/backup-info';
 import type { PgDb } from '../../shared/info/pg-db';
@@ -55,25 +55,31 @@ const WAL_DIR = /^[0-9A-F]{16}$/;
 
 const problem = (kind: string, file: string, detail: string): VerifyProblem => ({ kind, file, detail });
 
+interface InfoPair {
+  problems: VerifyProblem[];
+  /** the first of the two that loads */
+  sections?: InfoSections;
+}
+
 /** An info file and its .copy must both load and be identical (they are written from one text). */
-async function checkInfoPair(ctx: ServerContext, key: string): Promise<VerifyProblem[]> {
+async function checkInfoPair(ctx: ServerContext, key: string): Promise<InfoPair> {
   const texts: (string | null)[] = [];
-  const problems: VerifyProblem[] = [];
+  const pair: InfoPair = { problems: [] };
   for (const candidate of [key, `${key}.copy`]) {
     const data = await ctx.storage.read(candidate);
     texts.push(data === null ? null : data.toString('utf8'));
     if (data === null) {
-      problems.push(problem('info', candidate, 'missing (its twin is still readable)'));
+      pair.problems.push(problem('info', candidate, 'missing'));
       continue;
     }
     try {
-      parseInfo(data.toString('utf8'), candidate);
+      pair.sections ??= parseInfo(data.toString('utf8'), candidate);
     } catch (err) {
-      problems.push(problem('info', candidate, (err as Error).message));
+      pair.problems.push(problem('info', candidate, (err as Error).message));
     }
   }
-  if (problems.length === 0 && texts[0] !== texts[1]) problems.push(problem('info', `${key}.copy`, `differs from ${key}`));
-  return problems;
+  if (pair.problems.length === 0 && texts[0] !== texts[1]) pair.problems.push(problem('info', `${key}.copy`, `differs from ${key}`));
+  return pair;
 }
 
 class VerifyRun {
@@ -99,12 +105,15 @@ class VerifyRun {
 
   async addBackup(b: BackupInfoEntry, info: BackupInfo): Promise<void> {
     const key = manifestKey(this.stanza, b.label);
-    this.infoProblems.push(...(await checkInfoPair(this.ctx, key)));
+    const pair = await checkInfoPair(this.ctx, key);
+    this.infoProblems.push(...pair.problems);
     let manifest: Manifest;
     try {
-      manifest = parseManifest(await loadInfoFile((k) => this.ctx.storage.read(k), key), key);
-    } catch {
-      return; // reported as missing-manifest
+      if (!pair.sections) return; // reported as missing-manifest
+      manifest = parseManifest(pair.sections, key);
+    } catch (err) {
+      this.infoProblems.push(problem('manifest', key, (err as Error).message));
+      return;
     }
     this.manifests.set(b.label, manifest);
     const listed = new Set(info.backups.map((x) => x.label));
@@ -261,7 +270,7 @@ function selectBackups(info: BackupInfo, set: string | undefined): BackupInfoEnt
 
 export async function verifyStanza(ctx: ServerContext, stanza: string, o: VerifyOptions): Promise<VerifyReport> {
   const run = new VerifyRun(ctx, stanza);
-  run.infoProblems.push(...(await checkInfoPair(ctx, backupInfoKey(stanza))), ...(await checkInfoPair(ctx, archiveInfoKey(stanza))));
+  for (const key of [backupInfoKey(stanza), archiveInfoKey(stanza)]) run.infoProblems.push(...(await checkInfoPair(ctx, key)).problems);
   const info = await ctx.store.backupInfo(stanza);
   const archiveInfo = await ctx.store.archiveInfo(stanza);
   const selected = selectBackups(info, o.set);
