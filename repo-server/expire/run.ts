@@ -5,6 +5,8 @@
  */
 import { isBackupHistoryName, isHistoryName } from '../../shared/wal';
 import type { BackupInfoEntry } from '../../shared/info/backup-info';
+import { parseInfo } from '../../shared/info/ini';
+import { parseManifest } from '../../shared/info/manifest';
 import type { ExpireReport } from '../../shared/generated/pgrepo/v1/ExpireReport';
 import type { ExpiredWalRange } from '../../shared/generated/pgrepo/v1/ExpiredWalRange';
 import type { ServerContext } from '../context';
@@ -88,7 +90,7 @@ class Expiry {
     const newestOnDisk = onDisk[onDisk.length - 1];
     for (const label of onDisk) {
       if (keptLabels.has(label)) continue;
-      if (label === newestOnDisk && label > newestKept && !expiredLabels.has(label) && !expiredLabels.has(label.slice(0, 16))) continue;
+      if (label === newestOnDisk && label > newestKept && !(await this.dependsOnExpired(label, expiredLabels))) continue;
       await this.remove(backupDirKey(this.stanza, label), true);
       if (expiredLabels.has(label)) {
         this.ctx.log.debug({ stanza: this.stanza, label }, 'removed expired backup directory');
@@ -96,6 +98,19 @@ class Expiry {
         this.report.removed!.push(`backup directory ${label}`);
         this.say(`remove backup directory ${label}: it is in no backup.info entry (left by a failed or expired backup)`);
       }
+    }
+  }
+
+  /** Whether a directory not in backup.info belongs to an expired backup, or (by its partial manifest or its label) depends on one. */
+  private async dependsOnExpired(label: string, expiredLabels: Set<string>): Promise<boolean> {
+    if (expiredLabels.has(label) || expiredLabels.has(label.slice(0, 16))) return true;
+    const data = await this.ctx.storage.read(`${manifestKey(this.stanza, label)}.copy`).catch(() => null);
+    if (!data) return false;
+    try {
+      const { backup } = parseManifest(parseInfo(data.toString('utf8'), label));
+      return [backup.prior, ...backup.reference].some((l) => l !== null && expiredLabels.has(l));
+    } catch {
+      return false; // an unreadable partial manifest: the next backup decides about it
     }
   }
 

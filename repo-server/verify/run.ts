@@ -86,7 +86,8 @@ class VerifyRun {
   readonly jobs = new Map<string, FileJob>();
   /** repository key → the backups that need the file */
   readonly users = new Map<string, Set<string>>();
-  readonly manifests = new Map<string, Manifest>();
+  /** backups whose manifest loaded */
+  readonly manifests = new Set<string>();
   readonly infoProblems: VerifyProblem[] = [];
   readonly archives: ArchiveScan[] = [];
 
@@ -115,13 +116,15 @@ class VerifyRun {
       this.infoProblems.push(problem('manifest', key, (err as Error).message));
       return;
     }
-    this.manifests.set(b.label, manifest);
+    this.manifests.add(b.label);
     const listed = new Set(info.backups.map((x) => x.label));
+    const unlisted = new Set<string>();
     for (const f of manifest.files) {
       const holder = f.reference || b.label;
       const fileKey = backupFileKey(this.stanza, holder, f.name, f.compressType);
-      if (f.reference && !listed.has(f.reference)) {
-        this.infoProblems.push(problem('manifest', key, `file ${f.name} references backup ${f.reference}, which is not in backup.info`));
+      if (f.reference && !listed.has(f.reference) && !unlisted.has(f.reference)) {
+        unlisted.add(f.reference);
+        this.infoProblems.push(problem('manifest', key, `files (${f.name}, ...) reference backup ${f.reference}, which is not in backup.info`));
       }
       this.addJob({
         key: fileKey, compressType: f.compressType, bytes: f.repoSize,
@@ -235,8 +238,7 @@ function analyzeArchive(scan: ArchiveScan, backups: BackupInfoEntry[], wholeArch
 
 function analyzeBackup(run: VerifyRun, b: BackupInfoEntry, archive: ArchiveResult | undefined): VerifyBackup {
   const report: VerifyBackup = { label: b.label, status: 'valid', files: 0, valid: 0, problems: [], wal_missing: [], archive_start: b.archiveStart, archive_stop: b.archiveStop };
-  const manifest = run.manifests.get(b.label);
-  if (!manifest) {
+  if (!run.manifests.has(b.label)) {
     report.status = 'missing-manifest';
     report.problems!.push(problem('manifest', manifestKey(run.stanza, b.label), 'the manifest and its copy are missing or unreadable'));
     return report;
