@@ -124,7 +124,7 @@ describe('expire on a repository on disk', () => {
     expect(kept).toContain(`00000003.history-${SHA}.gz`);
     expect(kept).toContain(`${seg(0x16)}.00000028.backup-${SHA}.gz`);
     expect(fs.existsSync(path.join(root, 'archive', STANZA, '15-1', seg(0, 0).slice(0, 16))), 'log 0 removed whole').toBe(false);
-    expect(report.wal.map((w) => [w.start, w.stop, w.files])).toEqual([
+    expect(report.wal!.map((w) => [w.start, w.stop, w.files])).toEqual([
       [seg(0xf0, 0), seg(0x10), 16 + 17], [seg(0x13), seg(0x13), 1], [seg(0x15), seg(0x15), 1],
     ]);
     expect(Number(report.wal_files)).toBe(35);
