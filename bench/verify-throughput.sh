@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # Verify throughput on a repository of a real backup: a throwaway PostgreSQL 15 cluster filled by
-# pgbench (scale SCALE, default 20, about 300 MB), one full backup, WAL_SEGMENTS archived
-# segments (default 20), then `repoctl verify` with process-max 1 and 2. Prints verify's own
-# "read N files ... MiB/s" line for each. Needs a built tree (npm run build).
+# pgbench (scale SCALE, default 20, about 300 MB, compresses ~17:1) and a table of ROWS random
+# md5 pairs (default 1000000, about 100 MB, compresses ~2:1), one full backup, WAL_SEGMENTS
+# archived segments (default 20), then `repoctl verify` with process-max 1, 2 and 4. Prints verify's
+# own "read N files ... MiB/s" line for each. Needs a built tree (npm run build).
 # Usage: bench/verify-throughput.sh      (SCALE=50 WAL_SEGMENTS=40 bench/verify-throughput.sh)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ROOT=$(pwd)
 SCALE=${SCALE:-20}
 WAL_SEGMENTS=${WAL_SEGMENTS:-20}
+ROWS=${ROWS:-1000000}
 PGBIN=/usr/lib/postgresql/15/bin
 NODE=$(command -v node)
 W=$(mktemp -d /tmp/pgrepo-bench-XXXXXX)
@@ -58,6 +60,7 @@ psql_at() { pg "$PGBIN/psql" -h "$W" -p "$PORT_PG" -U postgres -d postgres -Atqc
 
 repoctl stanza-create --stanza main >/dev/null
 pg "$PGBIN/pgbench" -h "$W" -p "$PORT_PG" -U postgres -i -s "$SCALE" -q postgres >/dev/null 2>&1
+psql_at "create table noise as select md5(random()::text) || md5(random()::text) as v from generate_series(1, $ROWS)" >/dev/null
 repoctl backup --stanza main --start-fast --process-max 4 2>/dev/null
 for _ in $(seq "$WAL_SEGMENTS"); do
   psql_at "insert into pgbench_history (tid, bid, aid, delta, mtime) select 1, 1, g, g, now() from generate_series(1, 20000) g" >/dev/null
@@ -68,7 +71,7 @@ for _ in $(seq 600); do
   [ "$(psql_at "select coalesce(last_archived_wal, '') >= '$last' from pg_stat_archiver")" = t ] && break; sleep 0.2
 done
 echo "repository: $(du -sh "$W/repo" | cut -f1) on disk"
-for p in 1 2; do
+for p in 1 2 4; do
   printf 'repoctl verify --stanza main --process-max %s: ' "$p"
   repoctl verify --stanza main --process-max "$p" 2>/dev/null | tail -1 | sed 's/^ *//'
 done
