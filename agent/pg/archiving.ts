@@ -38,7 +38,8 @@ export async function archiverStatus(client: Client): Promise<ArchiverStatus> {
  * pg_switch_wal. Returns the segment that was completed (the one to wait for) and the restore point.
  */
 export async function forceArchive(client: Client): Promise<{ segment: string; restorePoint: string }> {
-  const { rows } = await client.query<{ rp: string; seg: string }>(
-    "select pg_create_restore_point('pgrepo archive check')::text as rp, pg_walfile_name(pg_switch_wal()) as seg");
-  return { segment: rows[0].seg, restorePoint: rows[0].rp };
+  // two statements: the restore point must be written before the switch
+  const rp = await client.query<{ rp: string }>("select pg_create_restore_point('pgrepo archive check')::text as rp");
+  const seg = await client.query<{ seg: string }>('select pg_walfile_name(pg_switch_wal()) as seg');
+  return { segment: seg.rows[0].seg, restorePoint: rp.rows[0].rp };
 }
