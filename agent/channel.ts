@@ -9,6 +9,7 @@ import type { AgentContext } from './context';
 import { connectPg, identifyCluster } from './pg/cluster';
 import { runBackupJob } from './backup/run';
 import { runRestoreJob } from './restore/run';
+import { runCheckJob } from './check';
 
 type Reply = (reply: Omit<JobReply, 'job_id'>) => void;
 
@@ -26,6 +27,7 @@ function runJob(ctx: AgentContext, job: Job__Output, reply: Reply, cancelled: ()
     case 'identify': return identify(ctx, reply);
     case 'backup': return runBackupJob(ctx, job.job_id, job.backup!, reply, cancelled);
     case 'restore': return runRestoreJob(ctx, job.restore!, reply, cancelled);
+    case 'check': return runCheckJob(ctx, job.check!, reply);
     default: return Promise.reject(new Error(`this agent does not know job '${job.kind}'; upgrade it to the server's version`));
   }
 }

@@ -119,16 +119,21 @@ export class AgentRegistry {
     return this.agents.get(identity);
   }
 
-  /** Asks an agent about its PostgreSQL cluster. */
-  async identify(agent: AttachedAgent, timeoutMs = 15_000): Promise<ClusterIdentity__Output> {
-    const job = agent.startJob({ identify: {} });
+  /** Sends a job whose whole answer is one reply, and waits for it (a JobError becomes a rejection). */
+  async request(agent: AttachedAgent, payload: Omit<Job, 'job_id' | 'kind'>, what: string, timeoutMs = 15_000): Promise<JobReply__Output> {
+    const job = agent.startJob(payload);
     try {
-      const reply = await withTimeout(job.next(), timeoutMs, () =>
-        new StatusError(grpc.status.DEADLINE_EXCEEDED, `agent '${agent.identity}' did not describe its cluster within ${timeoutMs / 1000} s`));
-      if (!reply.identity) throw new StatusError(grpc.status.INTERNAL, `agent '${agent.identity}' answered identify with ${reply.kind}`);
-      return reply.identity;
+      return await withTimeout(job.next(), timeoutMs, () =>
+        new StatusError(grpc.status.DEADLINE_EXCEEDED, `agent '${agent.identity}' did not ${what} within ${timeoutMs / 1000} s`));
     } finally {
       agent.endJob(job.id);
     }
+  }
+
+  /** Asks an agent about its PostgreSQL cluster. */
+  async identify(agent: AttachedAgent, timeoutMs = 15_000): Promise<ClusterIdentity__Output> {
+    const reply = await this.request(agent, { identify: {} }, 'describe its cluster', timeoutMs);
+    if (!reply.identity) throw new StatusError(grpc.status.INTERNAL, `agent '${agent.identity}' answered identify with ${reply.kind}`);
+    return reply.identity;
   }
 }

@@ -1,4 +1,5 @@
 import type { Logger } from '../shared/log';
+import type { Options } from '../shared/config/options';
 import type { AuthRules } from './auth';
 import type { AgentRegistry } from './agents';
 import type { PosixStorage } from './storage/posix';
@@ -18,4 +19,6 @@ export interface ServerContext extends GuardContext {
   sessions: BackupSessions;
   archiveTimeoutSeconds: number;
   metrics: ServerMetrics;
+  /** the server's options as last (re)loaded: per-stanza settings such as retention come from here */
+  config: () => Options;
 }

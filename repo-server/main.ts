@@ -17,6 +17,7 @@ import { repositoryHandlers } from './service/repository-service';
 import { ServerMetrics, serveMetrics } from './metrics';
 import { CertificateWatch, RefusedCertificates } from './cert-watch';
 import { SERVER_OPTIONS, SERVER_USAGE } from './options';
+import { checkRetentionConfig } from './commands/expire';
 import type { ServerContext } from './context';
 
 /** Seconds work in flight gets to end cleanly after SIGTERM before connections are cut. */
@@ -56,6 +57,7 @@ const RESTART_ONLY = ['listen', 'repo-path', 'metrics-listen', 'log-level'];
 function reload(ctx: ServerContext, argv: string[], current: Options, tls: ServerTls, certs: CertificateWatch): { options: Options; rules: AuthRules } {
   const options = parseOptions(SERVER_OPTIONS, argv);
   const rules = loadRules(options);
+  checkRetentionConfig(options);
   const files = readTlsFiles(options);
   tls.update(files);
   certs.checkOwn(files);
@@ -106,6 +108,7 @@ async function main(): Promise<number | void> {
   const log = createLogger('pgrepo-server', options.str('log-level')!);
   const repoPath = options.requireStr('repo-path', 'where the repository lives');
   let rules = loadRules(options);
+  checkRetentionConfig(options);
   const tlsFiles = readTlsFiles(options);
   const tls = new ServerTls(tlsFiles);
   const certs = new CertificateWatch(log);
@@ -122,6 +125,7 @@ async function main(): Promise<number | void> {
     locks: new StanzaLocks(), sessions: new BackupSessions(), archiveTimeoutSeconds: options.int('archive-timeout')!,
     explainUnverified: (peer) => refused.explain(peer),
     onCertificate: (cert) => certs.checkPeer(cert),
+    config: () => options,
   };
   const server = new grpc.Server(CHANNEL_OPTIONS);
   server.addService(loadProto().pgrepo.v1.Repository.service, repositoryHandlers(ctx));
@@ -143,7 +147,7 @@ async function main(): Promise<number | void> {
       const detached = revokeDetached(ctx, rules);
       log.info({
         rules: rules.size, added: [...after].filter((i) => !before.has(i)), removed: [...before].filter((i) => !after.has(i)), detached,
-      }, 'reloaded authorization rules and certificates');
+      }, 'reloaded authorization rules, retention settings and certificates');
     } catch (err) {
       log.error({ err: (err as Error).message }, 'reload failed; keeping the previous rules and certificates');
     }

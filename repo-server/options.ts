@@ -1,7 +1,8 @@
 import { CONFIG_OPTION, HELP_OPTION, LOG_LEVEL_OPTION, checkHostPort, tlsOptions } from '../shared/config/common-options';
-import type { OptionSpec } from '../shared/config/options';
+import { STANZA_OPTION, type OptionSpec } from '../shared/config/options';
 import type { ExampleConfig } from '../shared/config/example-config';
 import { parseAuthRule } from './auth';
+import { retentionOptionSpecs } from './expire/retention';
 
 export const SERVER_USAGE = 'usage: pgrepo-server --listen HOST:PORT --repo-path DIR --tls-cert F --tls-key F --tls-ca F --auth CN=ROLE[:STANZA,...] ...';
 
@@ -23,11 +24,13 @@ export const SERVER_OPTIONS: OptionSpec[] = [
     name: 'auth', type: 'list', check: checkAuth, example: ['db1.example.com=agent:main', 'ops=admin', 'grafana=viewer'],
     description: 'CN=ROLE[:STANZA,...]: grant a certificate identity the role agent (for stanzas), admin or viewer; repeatable. SIGHUP re-reads these rules',
   },
-  { name: 'archive-timeout', type: 'int', default: 60, min: 1, description: 'seconds a backup waits for the WAL it needs to reach the archive' },
+  { name: 'archive-timeout', type: 'int', default: 60, min: 1, description: 'seconds a backup (or check) waits for the WAL it needs to reach the archive' },
   {
     name: 'metrics-listen', type: 'string', example: '127.0.0.1:8433', check: checkHostPort,
     description: 'serve Prometheus metrics over plain HTTP at http://HOST:PORT/metrics (off when not set; keep it on a trusted network)',
   },
+  ...retentionOptionSpecs(true),
+  STANZA_OPTION,
   LOG_LEVEL_OPTION('info'),
   HELP_OPTION,
 ];

@@ -10,7 +10,7 @@ import type { AgentContext } from '../context';
 import { connectPg, identifyCluster } from '../pg/cluster';
 import { checkArchiving, databases, startBackup, stopBackup, tablespaceNames, waitForNextSecond } from '../pg/backup-protocol';
 import { uploadFile } from '../transfer/upload';
-import { forEachLimited, ProgressReporter } from '../progress';
+import { forEachLimited, ProgressReporter } from '../../shared/progress';
 import { listDataDirectory, type ListedFile } from './file-list';
 import { groupName, userName } from './owners';
 

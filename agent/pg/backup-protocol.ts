@@ -2,6 +2,7 @@ import type { Client } from 'pg';
 import { UserError } from '../../shared/errors';
 import { sleep } from '../../shared/sleep';
 import { databaseClock } from './cluster';
+import { archiveSettings, archiveSettingsProblem } from './archiving';
 
 export interface BackupStart {
   lsn: string;
@@ -20,11 +21,8 @@ export interface BackupStop {
 
 /** Refuses clusters whose WAL could never reach the archive: the backup would never complete. */
 export async function checkArchiving(client: Client): Promise<void> {
-  const { rows } = await client.query<{ mode: string; command: string }>(
-    "select current_setting('archive_mode') as mode, current_setting('archive_command') as command");
-  const { mode, command } = rows[0];
-  if (mode === 'off') throw new UserError('archive_mode is off on this cluster: set archive_mode=on and archive_command to pgrepo-agent archive-push, then restart PostgreSQL', 'ARCHIVE_OFF');
-  if (!command || command === '(disabled)') throw new UserError('archive_command is not set: set it to pgrepo-agent archive-push --socket SOCKET %p', 'ARCHIVE_OFF');
+  const problem = archiveSettingsProblem(await archiveSettings(client));
+  if (problem) throw problem;
 }
 
 /** Non-exclusive backup start (PostgreSQL 15+: pg_backup_start); the same session must stop it. */

@@ -10,7 +10,7 @@ import type { ManifestFile__Output } from '../../shared/generated/pgrepo/v1/Mani
 import type { ManifestPart__Output } from '../../shared/generated/pgrepo/v1/ManifestPart';
 import type { AgentContext } from '../context';
 import { dataStream } from '../transfer/download';
-import { forEachLimited, ProgressReporter } from '../progress';
+import { forEachLimited, ProgressReporter } from '../../shared/progress';
 import { prepareEmptyDirectory } from './target';
 import { writeRecoveryConfig } from './recovery-config';
 import { syncDirectory } from '../../shared/fs-sync';

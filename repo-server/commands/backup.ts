@@ -15,6 +15,7 @@ import { chooseCluster, describeCluster } from './choose-cluster';
 import { BackupSession } from './backup-session';
 import { waitForWal } from './archive';
 import { newFullLabel } from './label';
+import { expireAfterBackup, retentionFor } from './expire';
 
 export type Emit = (event: OperationEvent) => void;
 
@@ -106,6 +107,7 @@ export async function runBackup(ctx: ServerContext, req: BackupRequest__Output, 
   const began = Date.now();
   const stanza = req.stanza;
   const opts = backupOptions(ctx, req);
+  const retention = retentionFor(ctx, stanza, req.retention);
   const release = ctx.locks.acquire(stanza, 'backup');
   let session: BackupSession | undefined;
   let job: AgentJob | undefined;
@@ -143,6 +145,8 @@ export async function runBackup(ctx: ServerContext, req: BackupRequest__Output, 
     latestInfo.backups = [...latestInfo.backups, infoEntry(manifest)].sort((a, b) => (a.label < b.label ? -1 : 1));
     await ctx.store.saveBackupInfo(stanza, latestInfo);
     await ctx.storage.symlink(latestKey(stanza), label);
+    // retention runs inside this backup's lock, as pgBackRest runs expire at the end of backup
+    const expire = await expireAfterBackup(ctx, stanza, retention, emit);
 
     const totals = manifestTotals(manifest);
     const seconds = (Date.now() - began) / 1000;
@@ -150,7 +154,7 @@ export async function runBackup(ctx: ServerContext, req: BackupRequest__Output, 
       lsnStart: started.lsn_start, lsnStop: stopped.lsn_stop }, 'backup complete');
     emit({ result: {
       label, bytes: totals.size, files: manifest.files.length, repo_bytes: totals.repoSize, agent: agent.identity,
-      lsn_start: started.lsn_start, lsn_stop: stopped.lsn_stop, seconds,
+      lsn_start: started.lsn_start, lsn_stop: stopped.lsn_stop, seconds, expire,
     } });
   } catch (err) {
     ctx.metrics.backupFailed(stanza);

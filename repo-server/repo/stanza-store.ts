@@ -75,7 +75,10 @@ export class StanzaLocks {
 
   acquire(stanza: string, what: string): () => void {
     const holder = this.held.get(stanza);
-    if (holder) throw new StatusError(grpc.status.ABORTED, `a ${holder} of stanza '${stanza}' is already running; wait for it to finish`);
+    if (holder) {
+      const article = /^[aeiou]/.test(holder) ? 'an' : 'a';
+      throw new StatusError(grpc.status.ABORTED, `${article} ${holder} of stanza '${stanza}' is already running; wait for it to finish, then run ${what} again`);
+    }
     this.held.set(stanza, what);
     return () => this.held.delete(stanza);
   }

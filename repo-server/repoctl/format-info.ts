@@ -7,10 +7,11 @@ const bigNumber = (digits: string) => (/^\d+$/.test(digits) ? `@@bigint:${digits
 
 /** pgBackRest's `info --output=json` shape: an array of stanzas, each backup oldest first. */
 export function infoJson(stanzas: StanzaInfo__Output[]): string {
+  // expire takes the stanza's backup lock, as in pgBackRest
   const value = stanzas.map((s) => ({
     name: s.name,
     cipher: 'none',
-    status: { code: s.status_code, message: s.status_message, lock: { backup: { held: /backup running/.test(s.status_message) } } },
+    status: { code: s.status_code, message: s.status_message, lock: { backup: { held: /(backup|expire) running/.test(s.status_message) } } },
     db: s.db.map((d) => ({ id: d.id, 'repo-key': 1, 'system-id': bigNumber(d.system_id), version: d.version })),
     repo: [{ key: 1, cipher: 'none', status: { code: s.status_code, message: s.status_message } }],
     archive: s.archive.map((a) => ({ id: a.id, min: a.min, max: a.max, database: { id: a.db_id, 'repo-key': 1 } })),

@@ -13,6 +13,9 @@ import { fleetText, infoJson, infoText } from './format-info';
 import { ProgressDisplay, progressMode } from './progress-display';
 import { formatBytes } from './units';
 import { certCommand } from './cert-command';
+import { expireJson, summarizeExpire } from './format-expire';
+import { verifyText } from './format-verify';
+import { retentionFromOptions, retentionToRequest } from '../expire/retention';
 
 interface Cli {
   options: Options;
@@ -63,8 +66,13 @@ const commands: Record<string, (cli: Cli) => Promise<void>> = {
       stanza: requireStanza(o), type: o.str('type'), host: o.str('host') ?? '', start_fast: o.bool('start-fast'),
       compress_type: o.str('compress-type'), compress_level: o.int('compress-level') ?? -1,
       process_max: o.int('process-max'), archive_timeout: o.int('archive-timeout') ?? 0,
+      retention: retentionToRequest(retentionFromOptions(o)),
     }));
-    print(cli, result, `backup ${result.label} complete: ${result.files} files, ${formatBytes(Number(result.bytes))} (${formatBytes(Number(result.repo_bytes))} in the repository) in ${result.seconds.toFixed(1)}s from agent ${result.agent}, LSN ${result.lsn_start}..${result.lsn_stop}`);
+    const expire = result.expire;
+    const expired = expire && !expire.error ? `\nexpire: ${summarizeExpire(expire)}` : '';
+    print(cli, result, `backup ${result.label} complete: ${result.files} files, ${formatBytes(Number(result.bytes))} (${formatBytes(Number(result.repo_bytes))} in the repository) in ${result.seconds.toFixed(1)}s from agent ${result.agent}, LSN ${result.lsn_start}..${result.lsn_stop}${expired}`);
+    // like pgBackRest, a failed expire fails the command, though the backup itself is complete
+    if (expire?.error) throw new UserError(`backup ${result.label} is complete, but the expire after it failed: ${expire.error}`);
   },
 
   async restore(cli) {
@@ -79,6 +87,32 @@ const commands: Record<string, (cli: Cli) => Promise<void>> = {
       pg_path: o.str('pg-path') ?? '', tablespace_map: tablespaceMap, process_max: o.int('process-max'),
     }));
     print(cli, result, `restore of backup ${result.label} complete: ${result.files} files, ${formatBytes(Number(result.bytes))} written to ${result.pg_path} on ${result.agent} in ${result.seconds.toFixed(1)}s; start PostgreSQL there to recover to the end of the archived WAL`);
+  },
+
+  async expire(cli) {
+    const o = cli.options;
+    const result = await followOperation(cli, 'expire', cli.client.Expire({
+      stanza: requireStanza(o), set: o.str('set') ?? '', dry_run: o.bool('dry-run'), retention: retentionToRequest(retentionFromOptions(o)),
+    }));
+    print(cli, expireJson(result.expire!), summarizeExpire(result.expire!));
+  },
+
+  async check(cli) {
+    const o = cli.options;
+    const stanza = requireStanza(o);
+    const result = await followOperation(cli, 'check', cli.client.Check({ stanza, host: o.str('host') ?? '', archive_timeout: o.int('archive-timeout') ?? 0 }));
+    const c = result.check!;
+    print(cli, { stanza, agent: c.agent, 'system-id': c.system_id, version: c.version, 'archive-command': c.archive_command, wal: c.wal_segment, 'archived-to': c.archived_to, seconds: result.seconds },
+      `check of stanza '${stanza}' passed: agent ${c.agent} reached PostgreSQL ${c.version} (system identifier ${c.system_id}); WAL segment ${c.wal_segment} was archived to ${c.archived_to} in ${result.seconds.toFixed(1)}s`);
+  },
+
+  async verify(cli) {
+    const o = cli.options;
+    const stanza = requireStanza(o);
+    const result = await followOperation(cli, 'verify', cli.client.Verify({ stanza, set: o.str('set') ?? '', process_max: o.int('process-max') }));
+    const r = result.verify!;
+    print(cli, r, verifyText(stanza, r, result.seconds));
+    if (!r.ok) throw new UserError(`verify found missing or corrupt files in stanza '${stanza}' (listed above)`);
   },
 
   async info(cli) {

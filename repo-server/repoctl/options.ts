@@ -2,6 +2,7 @@ import { CONFIG_OPTION, HELP_OPTION, LOG_LEVEL_OPTION, checkHostPort, tlsOptions
 import { COMPRESS_TYPES } from '../../shared/stream/compress';
 import type { OptionSpec } from '../../shared/config/options';
 import type { ExampleConfig } from '../../shared/config/example-config';
+import { retentionOptionSpecs } from '../expire/retention';
 
 export const REPOCTL_USAGE = `usage: repoctl [--server HOST:PORT --tls-cert F --tls-key F --tls-ca F] COMMAND [options]
 
@@ -10,6 +11,11 @@ commands:
   backup --stanza NAME [--type full]            take a backup (waits until its WAL is archived)
   restore --stanza NAME --host AGENT [--pg-path DIR] [--set LABEL] [--tablespace-map NAME=DIR]
   info [--stanza NAME] [--output text|json]     without --stanza: the fleet, a line per stanza
+  expire --stanza NAME [--set LABEL] [--dry-run] [--repo-retention-* N]
+                                                remove backups and WAL by retention (runs after every backup too)
+  check --stanza NAME [--host AGENT]            the agent reaches PostgreSQL, the cluster is the stanza's, WAL reaches the archive
+  verify --stanza NAME [--set LABEL] [--process-max N] [--output text|json]
+                                                read and checksum every backup file and WAL segment; exit 1 on any problem
   cert init [--cert-dir DIR]                    make the installation's CA (no server needed)
   cert issue server|agent|operator CN [CN...] [--san NAME] [--days N]   certificates signed by that CA`;
 
@@ -19,13 +25,15 @@ export const REPOCTL_OPTIONS: OptionSpec[] = [
   ...tlsOptions('ops'),
   { name: 'stanza', type: 'string', description: 'stanza name' },
   { name: 'type', type: 'string', default: 'full', description: 'backup type (full)' },
-  { name: 'host', type: 'string', description: 'backup: agent to back up from (default: any attached primary); restore: agent that writes the restore' },
+  { name: 'host', type: 'string', description: 'backup, check: agent to use (default: any attached primary); restore: agent that writes the restore' },
   { name: 'start-fast', type: 'bool', default: false, description: 'backup: force an immediate checkpoint instead of waiting for the next one' },
   { name: 'compress-type', type: 'string', default: 'gz', choices: COMPRESS_TYPES, description: 'backup: compression of the files stored' },
   { name: 'compress-level', type: 'int', min: 0, defaultText: '6 for gz', description: 'backup: compression level' },
-  { name: 'process-max', type: 'int', default: 1, min: 1, max: 64, description: 'files transferred in parallel' },
-  { name: 'archive-timeout', type: 'int', min: 1, defaultText: "the server's archive-timeout", description: 'backup: seconds to wait for WAL to be archived' },
-  { name: 'set', type: 'string', description: 'restore: backup label (default: latest)' },
+  { name: 'process-max', type: 'int', default: 1, min: 1, max: 64, description: 'files transferred (verify: read) in parallel' },
+  { name: 'archive-timeout', type: 'int', min: 1, defaultText: "the server's archive-timeout", description: 'backup, check: seconds to wait for WAL to be archived' },
+  { name: 'set', type: 'string', description: 'restore: backup label (default: latest); expire: expire this backup and what depends on it; verify: only this backup' },
+  { name: 'dry-run', type: 'bool', default: false, description: 'expire: change nothing, print what would be removed' },
+  ...retentionOptionSpecs(false).map((s) => ({ ...s, description: `backup, expire (this run only, over the server's setting): ${s.description}` })),
   { name: 'pg-path', type: 'string', description: "restore: directory to restore into (default: the agent's --pg-path)" },
   { name: 'tablespace-map', type: 'list', description: 'restore: NAME=DIR, restore tablespace NAME (or oid) into DIR; repeatable' },
   { name: 'cert-dir', type: 'string', default: '/etc/pgrepo/tls', description: "cert: directory of the CA (ca.crt, ca.key) and the certificates it issues (CN.crt, CN.key)" },

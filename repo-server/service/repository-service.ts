@@ -13,6 +13,9 @@ import { getBackupFile, getManifest, runRestore } from '../commands/restore';
 import { archiveGet, archivePush } from '../commands/archive';
 import { putBackupFile } from '../commands/backup-session';
 import { info } from '../commands/info';
+import { runExpire } from '../commands/expire';
+import { runCheck } from '../commands/check';
+import { runVerify } from '../commands/verify';
 import { authorizeStanza, bidiStream, clientStream, serverStream, unary, type Caller } from './guard';
 
 /** Writes to a server stream, waiting when the client is slow rather than buffering without bound. */
@@ -67,6 +70,9 @@ export function repositoryHandlers(ctx: ServerContext): RepositoryHandlers {
     StanzaCreate: unary(ctx, 'StanzaCreate', ['admin'], async (call, caller) => stanzaCreate(ctx, authorizeStanza(ctx, caller, call.request.stanza))),
     Backup: operation(ctx, 'Backup', (r) => r.stanza, (req, emit, cancelled) => runBackup(ctx, req, emit, cancelled)),
     Restore: operation(ctx, 'Restore', (r) => r.stanza, (req, emit) => runRestore(ctx, req, emit)),
+    Expire: operation(ctx, 'Expire', (r) => r.stanza, (req, emit) => runExpire(ctx, req, emit)),
+    Check: operation(ctx, 'Check', (r) => r.stanza, (req, emit) => runCheck(ctx, req, emit)),
+    Verify: operation(ctx, 'Verify', (r) => r.stanza, (req, emit, cancelled) => runVerify(ctx, req, emit, cancelled)),
     Info: unary(ctx, 'Info', ['admin', 'viewer'], async (call, caller) => {
       if (call.request.stanza) authorizeStanza(ctx, caller, call.request.stanza);
       return { stanzas: await info(ctx, call.request.stanza, caller) };

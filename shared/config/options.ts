@@ -1,5 +1,6 @@
 import fs from 'node:fs';
 import { UserError } from '../errors';
+import { validateStanzaName } from '../validate';
 
 export type OptionType = 'string' | 'int' | 'bool' | 'list';
 
@@ -23,11 +24,18 @@ export interface OptionSpec {
   example?: string | readonly string[];
   /** Not valid in a config file (--config itself, --help). */
   flagOnly?: boolean;
-  /** May also be set for one stanza: in a [STANZA] section of the config file. */
+  /** May also be set for one stanza: in a [STANZA] section of the config file, or with --stanza-option STANZA:NAME=VALUE. */
   perStanza?: boolean;
 }
 
 type Value = string | number | boolean | string[];
+type Values = Map<string, Value>;
+
+/** The flag that sets a per-stanza option on the command line; a program that has per-stanza options lists it. */
+export const STANZA_OPTION: OptionSpec = {
+  name: 'stanza-option', type: 'list', flagOnly: true,
+  description: 'STANZA:NAME=VALUE: set option NAME for one stanza only (as a [STANZA] section of the config file does); repeatable',
+};
 
 /**
  * The options of one program run: flags first, then the config file, then defaults.
@@ -35,7 +43,27 @@ type Value = string | number | boolean | string[];
  * (pgBackRest's convention), so one spec serves both and the two can never drift apart.
  */
 export class Options {
-  constructor(private readonly values: Map<string, Value>, readonly positional: string[]) {}
+  constructor(
+    private readonly values: Values,
+    readonly positional: string[],
+    /** per stanza, the values that stanza overrides */
+    private readonly stanzas: ReadonlyMap<string, Values> = new Map(),
+  ) {}
+
+  /**
+   * The options as they apply to one stanza: a per-stanza value wins over the global one
+   * (pgBackRest's [stanza] sections over [global]); between two of the same scope, the flag wins.
+   */
+  forStanza(stanza: string): Options {
+    const own = this.stanzas.get(stanza);
+    if (!own) return this;
+    return new Options(new Map([...this.values, ...own]), this.positional);
+  }
+
+  /** Stanzas that have options of their own. */
+  stanzaNames(): string[] {
+    return [...this.stanzas.keys()].sort();
+  }
 
   has(name: string): boolean {
     return this.values.has(name);
@@ -104,35 +132,103 @@ function unknownOption(name: string, where: string, specs: OptionSpec[]): UserEr
   return new UserError(`${where}: unknown option '${name}'${near.length ? ` (did you mean ${near.join(', ')}?)` : ''}; see --help`);
 }
 
-/** Parses `key=value` lines; `#` comments and `[global]` section headers are allowed. */
-export function parseConfigFile(file: string, specs: OptionSpec[]): Map<string, Value> {
+interface ConfigFile {
+  global: Values;
+  stanzas: Map<string, Values>;
+}
+
+function stanzaSection(header: string, where: string, specs: OptionSpec[]): string {
+  const name = header.slice(1, -1).trim();
+  if (!specs.some((s) => s.perStanza)) throw new UserError(`${where}: unknown section ${header}; only [global] is supported`);
+  try {
+    return validateStanzaName(name);
+  } catch (err) {
+    throw new UserError(`${where}: section ${header} is neither [global] nor a stanza name: ${(err as Error).message}`);
+  }
+}
+
+function perStanzaSpec(name: string, stanza: string, where: string, specs: OptionSpec[]): OptionSpec {
+  const spec = specs.find((s) => s.name === name);
+  if (!spec || spec.flagOnly) throw unknownOption(name, where, specs.filter((s) => !s.flagOnly));
+  if (!spec.perStanza) {
+    const allowed = specs.filter((s) => s.perStanza).map((s) => s.name).join(', ');
+    throw new UserError(`${where}: option '${name}' cannot be set for one stanza ('${stanza}'); set it globally, or use one of: ${allowed}`);
+  }
+  return spec;
+}
+
+/**
+ * Parses `key=value` lines; `#` comments allowed. Keys before any section header or under
+ * `[global]` apply everywhere; a `[STANZA]` section (pgBackRest's form) sets per-stanza options for that stanza.
+ */
+export function parseConfigFile(file: string, specs: OptionSpec[]): ConfigFile {
   let text: string;
   try {
     text = fs.readFileSync(file, 'utf8');
   } catch (err) {
     throw new UserError(`cannot read config file ${file}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
   }
-  const values = new Map<string, Value>();
+  const config: ConfigFile = { global: new Map(), stanzas: new Map() };
+  let section: { stanza: string; values: Values } | undefined;
+  // a key given twice in one scope is a mistake waiting to happen: which one wins is not obvious
   const firstLine = new Map<string, number>();
   text.split('\n').forEach((line, i) => {
     const where = `${file}:${i + 1}`;
     const trimmed = line.trim();
     if (trimmed === '' || trimmed.startsWith('#') || trimmed.startsWith(';')) return;
     if (/^\[.*\]$/.test(trimmed)) {
-      if (trimmed !== '[global]') throw new UserError(`${where}: unknown section ${trimmed}; only [global] is supported`);
+      if (trimmed === '[global]') {
+        section = undefined;
+      } else {
+        const stanza = stanzaSection(trimmed, where, specs);
+        section = { stanza, values: config.stanzas.get(stanza) ?? new Map() };
+        config.stanzas.set(stanza, section.values);
+      }
       return;
     }
     const eq = trimmed.indexOf('=');
     if (eq <= 0) throw new UserError(`${where}: expected 'key=value', got '${trimmed}'`);
     const key = trimmed.slice(0, eq).trim();
-    const spec = specs.find((s) => s.name === key);
+    const raw = trimmed.slice(eq + 1).trim();
+    const spec = section ? perStanzaSpec(key, section.stanza, where, specs) : specs.find((s) => s.name === key);
     if (!spec || spec.flagOnly) throw unknownOption(key, where, specs.filter((s) => !s.flagOnly));
-    const prior = firstLine.get(key);
+    const scopeKey = `${section?.stanza ?? ''}\u0000${key}`;
+    const prior = firstLine.get(scopeKey);
     if (prior !== undefined && spec.type !== 'list') throw new UserError(`${where}: option '${key}' is already set on line ${prior}; give it once`);
-    firstLine.set(key, i + 1);
-    setValue(values, spec, convert(spec, trimmed.slice(eq + 1).trim(), where));
+    firstLine.set(scopeKey, i + 1);
+    setValue(section ? section.values : config.global, spec, convert(spec, raw, where));
   });
-  return values;
+  return config;
+}
+
+/** --stanza-option STANZA:NAME=VALUE values → per-stanza values. */
+function parseStanzaFlags(entries: string[], specs: OptionSpec[]): Map<string, Values> {
+  const stanzas = new Map<string, Values>();
+  for (const entry of entries) {
+    const where = `--stanza-option ${entry}`;
+    const m = /^([^:=]+):([^=]+)=(.*)$/.exec(entry);
+    if (!m) throw new UserError(`${where}: expected STANZA:NAME=VALUE, e.g. main:repo-retention-full=2`);
+    let stanza: string;
+    try {
+      stanza = validateStanzaName(m[1].trim());
+    } catch (err) {
+      throw new UserError(`${where}: ${(err as Error).message}`);
+    }
+    const spec = perStanzaSpec(m[2].trim(), stanza, where, specs);
+    const values = stanzas.get(stanza) ?? new Map<string, Value>();
+    setValue(values, spec, convert(spec, m[3].trim(), where));
+    stanzas.set(stanza, values);
+  }
+  return stanzas;
+}
+
+/** File values overlaid with flag values, stanza by stanza (a list given as flags replaces the file's list). */
+function mergeStanzas(fromFile: Map<string, Values>, fromFlags: Map<string, Values>): Map<string, Values> {
+  const merged = new Map<string, Values>();
+  for (const stanza of new Set([...fromFile.keys(), ...fromFlags.keys()])) {
+    merged.set(stanza, new Map([...(fromFile.get(stanza) ?? []), ...(fromFlags.get(stanza) ?? [])]));
+  }
+  return merged;
 }
 
 /** argv → Options. Positional words (the command and its arguments) are kept in order. */
@@ -171,14 +267,15 @@ export function parseOptions(specs: OptionSpec[], argv: string[]): Options {
   }
 
   const configFile = flags.get('config');
-  const fromFile = typeof configFile === 'string' ? parseConfigFile(configFile, specs) : new Map<string, Value>();
+  const fromFile: ConfigFile = typeof configFile === 'string' ? parseConfigFile(configFile, specs) : { global: new Map(), stanzas: new Map() };
   const values = new Map<string, Value>();
   for (const spec of specs) {
     // the flag wins over the file; a list given as flags replaces the file's list
-    const v = flags.get(spec.name) ?? fromFile.get(spec.name) ?? spec.default;
+    const v = flags.get(spec.name) ?? fromFile.global.get(spec.name) ?? spec.default;
     if (v !== undefined) values.set(spec.name, v);
   }
-  return new Options(values, positional);
+  const stanzaFlags = parseStanzaFlags(Array.isArray(values.get(STANZA_OPTION.name)) ? (values.get(STANZA_OPTION.name) as string[]) : [], specs);
+  return new Options(values, positional, mergeStanzas(fromFile.stanzas, stanzaFlags));
 }
 
 export function formatHelp(usage: string, specs: OptionSpec[]): string {
@@ -189,5 +286,9 @@ export function formatHelp(usage: string, specs: OptionSpec[]): string {
     const choices = s.choices ? ` (${s.choices.join(', ')})` : '';
     return `  --${s.name.padEnd(width)}${s.description}${choices}${def}`;
   });
-  return `${usage}\n\nOptions (also as name=value lines in --config FILE; the flag wins):\n${lines.join('\n')}\n`;
+  const perStanza = specs.filter((s) => s.perStanza).map((s) => s.name);
+  const note = perStanza.length
+    ? `\n\nPer stanza (a [STANZA] section of the config file, or --stanza-option STANZA:NAME=VALUE): ${perStanza.join(', ')}.`
+    : '';
+  return `${usage}\n\nOptions (also as name=value lines in --config FILE; the flag wins):\n${lines.join('\n')}${note}\n`;
 }

@@ -29,6 +29,8 @@ export interface FixtureOptions {
   stanza?: string;
   /** more --auth rules for the server */
   extraAuth?: string[];
+  /** more pgrepo-server flags (e.g. retention settings) */
+  serverArgs?: string[];
 }
 
 export interface RepoctlOptions {
@@ -99,7 +101,7 @@ export async function createFixture(opts: FixtureOptions = {}): Promise<Fixture>
     const logs = path.join(work, 'logs'); // copies of every program's output, for post-mortems (PGREPO_TEST_KEEP=1)
     await fsp.mkdir(logs);
 
-    const server = await startServer({ repoPath: repoDir, certs, auth: [...DEFAULT_AUTH, ...(opts.extraAuth ?? [])], logFile: path.join(logs, 'server.log') });
+    const server = await startServer({ repoPath: repoDir, certs, auth: [...DEFAULT_AUTH, ...(opts.extraAuth ?? [])], extraArgs: opts.serverArgs, logFile: path.join(logs, 'server.log') });
     procs.push(server.proc);
 
     const agent1Socket = path.join(socketDir, 'agent1.sock');

@@ -248,3 +248,13 @@ export async function tableDigest(c: Cluster, table: string): Promise<{ count: n
   );
   return row;
 }
+
+/** Runs `sql` and completes a WAL segment, `n` times, then waits until the last one is archived. */
+export async function archiveMoreWal(c: Cluster, n: number, sql: string): Promise<void> {
+  let last = '';
+  for (let i = 0; i < n; i++) {
+    await query(c, sql);
+    last = await switchWal(c);
+  }
+  await waitForArchived(c, last);
+}

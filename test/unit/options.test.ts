@@ -1,7 +1,5 @@
-import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { configFile } from '../harness/config-file';
 import { parseOptions, type OptionSpec } from '../../shared/config/options';
 import { UserError } from '../../shared/errors';
 
@@ -12,12 +10,6 @@ const SPECS: OptionSpec[] = [
   { name: 'start-fast', type: 'bool', default: false, description: '' },
   { name: 'auth', type: 'list', description: '' },
 ];
-
-function configFile(text: string): string {
-  const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'pgrepo-opt-')), 'pgrepo.conf');
-  fs.writeFileSync(file, text);
-  return file;
-}
 
 describe('options', () => {
   it('reads flags in both forms, keeps positionals, and falls back to defaults', () => {

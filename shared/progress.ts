@@ -1,4 +1,4 @@
-import type { Progress } from '../shared/generated/pgrepo/v1/Progress';
+import type { Progress } from './generated/pgrepo/v1/Progress';
 
 /** Counts work done and reports it at most once a second (and once at the end). */
 export class ProgressReporter {

@@ -1,0 +1,113 @@
+import * as grpc from '@grpc/grpc-js';
+import { StatusError } from '../../shared/errors';
+import { isSegmentName, WAL_LONG_HEADER_SIZE } from '../../shared/wal';
+import { archiveId } from '../../shared/info/archive-info';
+import { parseManifest, type Manifest } from '../../shared/info/manifest';
+import type { BackupInfo, BackupInfoEntry } from '../../shared/info/backup-info';
+import type { PgDb } from '../../shared/info/pg-db';
+import { forEachLimited, ProgressReporter } from '../../shared/progress';
+import type { Progress } from '../../shared/generated/pgrepo/v1/Progress';
+import type { VerifyProblem } from '../../shared/generated/pgrepo/v1/VerifyProblem';
+import type { ServerContext } from '../context';
+import { archiveIdDirKey, backupFileKey, manifestKey, parseWalFileName } from '../repo/layout';
+import { checkStoredFile } from './check-file';
+import { checkInfoPair } from './info-pair';
+import { problem, type ArchiveScan, type FileJob } from './model';
+import type { SegmentRange } from './wal-ranges';
+
+const WAL_DIR = /^[0-9A-F]{16}$/;
+
+/** Everything verify reads, each stored file once however many backups need it; then reads it all. */
+export class RepositoryScan {
+  readonly jobs = new Map<string, FileJob>();
+  /** repository key → the backups that need the file */
+  readonly users = new Map<string, Set<string>>();
+  /** backups whose manifest loaded */
+  readonly manifests = new Set<string>();
+  readonly infoProblems: VerifyProblem[] = [];
+  readonly archives: ArchiveScan[] = [];
+
+  constructor(private readonly ctx: ServerContext, readonly stanza: string) {}
+
+  private addJob(job: FileJob, user?: string): FileJob {
+    const existing = this.jobs.get(job.key);
+    if (!existing) this.jobs.set(job.key, job);
+    if (user) {
+      const users = this.users.get(job.key) ?? new Set<string>();
+      users.add(user);
+      this.users.set(job.key, users);
+    }
+    return existing ?? job;
+  }
+
+  async addBackup(b: BackupInfoEntry, info: BackupInfo): Promise<void> {
+    const key = manifestKey(this.stanza, b.label);
+    const pair = await checkInfoPair(this.ctx, key);
+    this.infoProblems.push(...pair.problems);
+    let manifest: Manifest;
+    try {
+      if (!pair.sections) return; // reported as missing-manifest
+      manifest = parseManifest(pair.sections, key);
+    } catch (err) {
+      this.infoProblems.push(problem('manifest', key, (err as Error).message));
+      return;
+    }
+    this.manifests.add(b.label);
+    const listed = new Set(info.backups.map((x) => x.label));
+    const unlisted = new Set<string>();
+    for (const f of manifest.files) {
+      const holder = f.reference || b.label;
+      const fileKey = backupFileKey(this.stanza, holder, f.name, f.compressType);
+      if (f.reference && !listed.has(f.reference) && !unlisted.has(f.reference)) {
+        unlisted.add(f.reference);
+        this.infoProblems.push(problem('manifest', key, `files (${f.name}, ...) reference backup ${f.reference}, which is not in backup.info`));
+      }
+      this.addJob({
+        key: fileKey, compressType: f.compressType, bytes: f.repoSize,
+        expected: { checksum: f.checksum, size: f.size, repoChecksum: f.repoChecksum, repoSize: f.repoSize },
+      }, b.label);
+    }
+  }
+
+  /** Lists an archive id's WAL files (only the segments of `only`, when given) and queues them. */
+  async addArchive(db: PgDb, only?: SegmentRange): Promise<void> {
+    const id = archiveId(db);
+    const base = archiveIdDirKey(this.stanza, id);
+    const scan: ArchiveScan = { db, id, files: new Map() };
+    this.archives.push(scan);
+    const entries = await this.ctx.storage.list(base);
+    const inRange = (name: string, width: number) => !only || (name >= only.start.slice(0, width) && name <= only.stop.slice(0, width));
+    const candidates: { dir: string; file: string }[] = [];
+    for (const dir of entries.filter((e) => WAL_DIR.test(e) && inRange(e, 16))) {
+      for (const file of await this.ctx.storage.list(`${base}/${dir}`)) candidates.push({ dir: `${base}/${dir}`, file });
+    }
+    if (!only) for (const file of entries.filter((e) => !WAL_DIR.test(e))) candidates.push({ dir: base, file });
+    for (const { dir, file } of candidates) {
+      const parsed = parseWalFileName(file);
+      if (!parsed || (only && !(isSegmentName(parsed.walName) && inRange(parsed.walName, 24)))) continue;
+      const key = `${dir}/${file}`;
+      const job = this.addJob({
+        key, compressType: parsed.compressType, bytes: await this.ctx.storage.size(key).catch(() => 0),
+        expected: { checksum: parsed.checksum }, wal: { name: parsed.walName },
+      });
+      scan.files.set(parsed.walName, [...(scan.files.get(parsed.walName) ?? []), job]);
+    }
+  }
+
+  /** The stored files a backup needs; undefined when its manifest could not be read. */
+  filesOf(label: string): FileJob[] | undefined {
+    if (!this.manifests.has(label)) return undefined;
+    return [...this.users].filter(([, users]) => users.has(label)).map(([key]) => this.jobs.get(key)!);
+  }
+
+  async run(processMax: number, progress: (p: Progress) => void, cancelled: () => boolean): Promise<void> {
+    const jobs = [...this.jobs.values()];
+    const reporter = new ProgressReporter(jobs.reduce((n, j) => n + j.bytes, 0), jobs.length, progress);
+    await forEachLimited(jobs, processMax, async (job) => {
+      job.result = await checkStoredFile(this.ctx.storage.path(job.key), job.compressType, job.expected, job.wal ? WAL_LONG_HEADER_SIZE : 0);
+      reporter.add(job.bytes);
+    }, cancelled);
+    if (cancelled()) throw new StatusError(grpc.status.CANCELLED, 'verify was cancelled');
+    reporter.flush();
+  }
+}
