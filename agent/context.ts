@@ -14,4 +14,6 @@ export interface AgentContext {
   walCompressLevel: number;
   /** the command line that runs this agent's archive-get, for restore_command */
   archiveGetCommand: string;
+  /** test only (--test-backup-file-delay-ms): pause after each backup file so a test can interrupt a backup half way */
+  testBackupFileDelayMs: number;
 }

@@ -41,6 +41,7 @@ export async function runDaemon(argv: string[]): Promise<number | void> {
     walCompressType: parseCompressType(options.str('compress-type')!),
     walCompressLevel: options.int('compress-level')!,
     archiveGetCommand: archiveGetCommand(socketPath),
+    testBackupFileDelayMs: options.int('test-backup-file-delay-ms')!,
   };
   const socketServer = await startSocketServer(ctx, server);
   const channel = new JobChannel(ctx, server);

@@ -21,6 +21,7 @@ export const AGENT_OPTIONS: OptionSpec[] = [
   ...tlsOptions('db1.example.com'),
   { name: 'compress-type', type: 'string', default: 'gz', choices: COMPRESS_TYPES, description: 'compression of WAL pushed to the repository' },
   { name: 'compress-level', type: 'int', default: 6, min: 0, description: 'compression level of WAL' },
+  { name: 'test-backup-file-delay-ms', type: 'int', default: 0, min: 0, flagOnly: true, description: 'FOR TESTS ONLY: pause this long after each file a backup sends, so a test can kill a backup half way; never set it in production' },
   LOG_LEVEL_OPTION('info'),
   HELP_OPTION,
 ];

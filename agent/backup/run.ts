@@ -1,60 +1,121 @@
 import fs from 'node:fs';
-import { Readable } from 'node:stream';
+import { Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import type { Client } from 'pg';
 import { UserError } from '../../shared/errors';
 import type { BackupJob__Output } from '../../shared/generated/pgrepo/v1/BackupJob';
 import type { JobReply } from '../../shared/generated/pgrepo/v1/JobReply';
-import type { FileUpload } from '../../shared/generated/pgrepo/v1/FileUpload';
-import type { PutFileResult__Output } from '../../shared/generated/pgrepo/v1/PutFileResult';
 import type { AgentContext } from '../context';
 import { connectPg, identifyCluster } from '../pg/cluster';
-import { checkArchiving, databases, startBackup, stopBackup, tablespaceNames, waitForNextSecond } from '../pg/backup-protocol';
-import { uploadFile } from '../transfer/upload';
+import { checkArchiving, databases, pageSettings, startBackup, stopBackup, tablespaceNames, waitForNextSecond } from '../pg/backup-protocol';
 import { forEachLimited, ProgressReporter } from '../../shared/progress';
 import { listDataDirectory, type ListedFile } from './file-list';
 import { groupName, userName } from './owners';
+import { afterHash, planBackup, type FileAction } from './plan';
+import { fetchBaseline } from './baseline';
+import { fromDisk, fromMemory, sendFile, type PageCheck } from './send-file';
+import { HashSize } from '../../shared/stream/hash-size';
+import { PAGE_SIZE, describeBlocks } from '../../shared/stream/page-checksum';
+import { parseLsn } from '../../shared/wal';
+import { sleep } from '../../shared/sleep';
+import type { UnchangedFile } from '../../shared/generated/pgrepo/v1/UnchangedFile';
 
 type Reply = (reply: Omit<JobReply, 'job_id'>) => void;
 
-interface FileToSend {
-  name: string;
-  mtime: number;
-  mode: string;
-  uid: number;
-  gid: number;
-  open: () => Readable;
+async function sha1Of(file: string): Promise<string> {
+  const hash = new HashSize();
+  await pipeline(fs.createReadStream(file, { highWaterMark: 256 * 1024 }), hash, new Writable({ write: (_c, _e, done) => done() }));
+  return hash.result().checksum;
 }
 
-async function sendFile(ctx: AgentContext, job: BackupJob__Output, jobId: string, file: FileToSend): Promise<number> {
-  const header: FileUpload = {
-    header: {
-      job_id: jobId, name: file.name, timestamp: file.mtime, mode: file.mode,
-      user: userName(file.uid), group: groupName(file.gid), compress_type: job.compress_type,
-    },
-  };
-  const { checksums } = await uploadFile<FileUpload, PutFileResult__Output>(
-    (cb) => ctx.client.PutBackupFile(cb), header, file.open(), job.compress_type, job.compress_level,
-    (data) => ({ data }),
-    (c) => ({ trailer: { size: c.original.size, checksum: c.original.checksum, repo_size: c.stored.size, repo_checksum: c.stored.checksum } }),
-  );
-  return checksums.original.size;
+/** Files not sent are reported in batches, so a cluster of a million unchanged files is not a million messages. */
+class UnchangedReporter {
+  private batch: UnchangedFile[] = [];
+  files = 0;
+  bytes = 0;
+
+  constructor(private readonly reply: Reply) {}
+
+  add(f: ListedFile, keep: Extract<FileAction, { kind: 'keep' }>): void {
+    this.batch.push({
+      name: f.name, size: f.size, timestamp: f.mtime, mode: f.mode, user: userName(f.uid), group: groupName(f.gid),
+      checksum: keep.checksum, resumed: keep.resumed,
+    });
+    this.files++;
+    this.bytes += f.size;
+    if (this.batch.length >= 1000) this.flush();
+  }
+
+  flush(): void {
+    if (this.batch.length > 0) this.reply({ files_unchanged: { files: this.batch } });
+    this.batch = [];
+  }
 }
 
-function fromDisk(f: ListedFile): FileToSend {
-  return { name: f.name, mtime: f.mtime, mode: f.mode, uid: f.uid, gid: f.gid, open: () => fs.createReadStream(f.absPath, { highWaterMark: 256 * 1024 }) };
+const isGone = (err: unknown) => (err as NodeJS.ErrnoException).code === 'ENOENT';
+
+/** Page checksums are validated when the cluster has them and its pages are the 8 KiB this code reads. */
+async function pageCheckFor(ctx: AgentContext, client: Client, reply: Reply): Promise<{ blocksPerSegment: number } | null> {
+  const settings = await pageSettings(client);
+  if (!settings.dataChecksums) return null;
+  if (settings.blockSize !== PAGE_SIZE) {
+    const message = `page checksums are not validated: this cluster's block size is ${settings.blockSize}, only ${PAGE_SIZE} is supported`;
+    ctx.log.warn(message);
+    reply({ warning: message });
+    return null;
+  }
+  return { blocksPerSegment: settings.blocksPerSegment };
 }
 
-function fromMemory(name: string, text: string, like: { uid: number; gid: number }, mtime: number): FileToSend {
-  return { name, mtime, mode: '0600', uid: like.uid, gid: like.gid, open: () => Readable.from([Buffer.from(text)]) };
+interface CopyContext {
+  ctx: AgentContext;
+  job: BackupJob__Output;
+  jobId: string;
+  pageCheck: PageCheck | null;
+  unchanged: UnchangedReporter;
+  progress: ProgressReporter;
+  warn: (message: string, detail?: Record<string, unknown>) => void;
+  cancelled: () => boolean;
+}
+
+/** Sends the files that changed (checksumming first under delta), process-max at a time; returns how many had invalid pages. */
+async function copyFiles(c: CopyContext, toRead: { file: ListedFile; action: FileAction }[]): Promise<number> {
+  let pageErrorFiles = 0;
+  await forEachLimited(toRead, c.job.process_max || 1, async ({ file, action }) => {
+    try {
+      const decided = action.kind === 'hash' ? afterHash(action, await sha1Of(file.absPath)) : action;
+      if (decided.kind === 'keep') {
+        c.unchanged.add(file, decided);
+      } else {
+        const sent = await sendFile(c.ctx, c.job, c.jobId, fromDisk(file, c.pageCheck), c.pageCheck?.lsnLimit ?? 0n);
+        if (sent.pageErrors.length > 0) {
+          pageErrorFiles++;
+          c.warn(`invalid page checksums found in file ${file.absPath} (${file.name}) at block(s) ${describeBlocks(sent.pageErrors)}`, { file: file.name });
+        }
+      }
+      c.progress.add(file.size);
+      if (c.ctx.testBackupFileDelayMs > 0) await sleep(c.ctx.testBackupFileDelayMs);
+    } catch (err) {
+      // PostgreSQL drops relations while a backup runs; a file gone since the listing is not needed (WAL replays the drop)
+      if (!isGone(err)) throw err;
+      c.progress.add(0);
+    }
+  }, c.cancelled);
+  return pageErrorFiles;
 }
 
 /**
- * The host side of a full backup, between pg_backup_start and pg_backup_stop on one held
- * connection: list PGDATA, wait for the next second, stream every file, then hand over
- * backup_label and tablespace_map as files.
+ * The host side of a backup, between pg_backup_start and pg_backup_stop on one held
+ * connection: list PGDATA, wait for the next second, decide from the baseline (prior backup,
+ * resumable partial set) what must be sent, stream it with page checksums validated on the
+ * way, report the rest as unchanged, then hand over backup_label and tablespace_map as files.
  */
 export async function runBackupJob(ctx: AgentContext, jobId: string, job: BackupJob__Output, reply: Reply, cancelled: () => boolean): Promise<void> {
   const client: Client = await connectPg(ctx.pg, 'pgrepo-agent backup');
+  const warn = (message: string, detail: Record<string, unknown> = {}) => {
+    ctx.log.warn({ label: job.label, ...detail }, message);
+    reply({ warning: message });
+  };
   try {
     const cluster = await identifyCluster(client, ctx.pgPath);
     if (cluster.system_id !== job.system_id) {
@@ -62,13 +123,21 @@ export async function runBackupJob(ctx: AgentContext, jobId: string, job: Backup
     }
     if (cluster.in_recovery) throw new UserError('this cluster is a standby; backups are taken from the primary', 'STANDBY');
     await checkArchiving(client);
+    const pageSettingsFound = await pageCheckFor(ctx, client, reply);
     const start = await startBackup(client, `pgrepo backup ${job.label}`, job.start_fast, cluster.version_num!);
-    ctx.log.info({ label: job.label, lsn: start.lsn, wal: start.walFile }, 'backup started on PostgreSQL');
+    ctx.log.info({ label: job.label, type: job.type, prior: job.prior || undefined, lsn: start.lsn, wal: start.walFile }, 'backup started on PostgreSQL');
+    const pageCheck: PageCheck | null = pageSettingsFound ? { ...pageSettingsFound, lsnLimit: parseLsn(start.lsn) } : null;
 
     const list = await listDataDirectory(ctx.pgPath, { warn: (message) => ctx.log.warn(message) });
     const names = await tablespaceNames(client);
-    const copyStart = await waitForNextSecond(client);
-    const bytesTotal = list.files.reduce((n, f) => n + f.size, 0);
+    const { listedAt, copyStart } = await waitForNextSecond(client);
+    const baseline = job.prior || job.resume ? await fetchBaseline(ctx, jobId) : { prior: new Map(), resumable: new Map() };
+    const plan = planBackup(list.files.map((f) => ({ name: f.name, size: f.size, mtime: f.mtime })), baseline,
+      { delta: job.delta, priorLabel: job.prior || null, priorTimeline: job.prior_timeline, timeline: start.timeline, listedAt });
+    for (const w of plan.warnings) warn(w);
+
+    const toRead = list.files.map((file, i) => ({ file, action: plan.actions[i] })).filter((x) => x.action.kind !== 'keep');
+    const bytesTotal = toRead.reduce((n, x) => n + x.file.size, 0);
     const own = { uid: list.paths[0]?.uid ?? process.getuid?.() ?? 0, gid: list.paths[0]?.gid ?? process.getgid?.() ?? 0 };
     reply({ backup_started: {
       lsn_start: start.lsn, wal_start: start.walFile, timeline: start.timeline,
@@ -79,26 +148,26 @@ export async function runBackupJob(ctx: AgentContext, jobId: string, job: Backup
         tablespace_oid: l.tablespaceOid ?? 0, tablespace_name: l.tablespaceOid ? names.get(l.tablespaceOid) ?? '' : '',
       })),
       databases: await databases(client, cluster.version_num!),
-      bytes_total: bytesTotal, files_total: list.files.length + 2, cluster,
+      bytes_total: bytesTotal, files_total: toRead.length + 2, cluster,
+      bytes_listed: list.files.reduce((n, f) => n + f.size, 0), files_listed: list.files.length + 2,
+      delta: plan.delta, checksum_page: pageCheck !== null,
     } });
 
-    const progress = new ProgressReporter(bytesTotal, list.files.length + 2, (p) => reply({ progress: p }));
-    await forEachLimited(list.files, job.process_max || 1, async (file) => {
-      try {
-        progress.add(await sendFile(ctx, job, jobId, fromDisk(file)));
-      } catch (err) {
-        // PostgreSQL drops relations while a backup runs; a file gone since the listing is not needed (WAL replays the drop)
-        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-        progress.add(0);
-      }
-    }, cancelled);
+    const unchanged = new UnchangedReporter(reply);
+    list.files.forEach((file, i) => {
+      const action = plan.actions[i];
+      if (action.kind === 'keep') unchanged.add(file, action);
+    });
+    const progress = new ProgressReporter(bytesTotal, toRead.length + 2, (p) => reply({ progress: p }));
+    const pageErrorFiles = await copyFiles({ ctx, job, jobId, pageCheck, unchanged, progress, warn, cancelled }, toRead);
     if (cancelled()) throw new UserError('the backup was cancelled');
+    unchanged.flush();
 
     const stop = await stopBackup(client, cluster.version_num!);
-    await sendFile(ctx, job, jobId, fromMemory('pg_data/backup_label', stop.labelFile, own, stop.timestamp));
-    if (stop.tablespaceMap) await sendFile(ctx, job, jobId, fromMemory('pg_data/tablespace_map', stop.tablespaceMap, own, stop.timestamp));
+    await sendFile(ctx, job, jobId, fromMemory('pg_data/backup_label', stop.labelFile, own, stop.timestamp), 0n);
+    if (stop.tablespaceMap) await sendFile(ctx, job, jobId, fromMemory('pg_data/tablespace_map', stop.tablespaceMap, own, stop.timestamp), 0n);
     progress.flush();
-    ctx.log.info({ label: job.label, lsn: stop.lsn, wal: stop.walFile, files: list.files.length }, 'backup stopped on PostgreSQL');
+    ctx.log.info({ label: job.label, lsn: stop.lsn, wal: stop.walFile, files: list.files.length, unchanged: unchanged.files, pageErrorFiles }, 'backup stopped on PostgreSQL');
     reply({ backup_stopped: { lsn_stop: stop.lsn, wal_stop: stop.walFile, timestamp_stop: stop.timestamp } });
   } finally {
     // closing the session ends a backup that did not reach pg_backup_stop (non-exclusive mode)

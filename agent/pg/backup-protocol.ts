@@ -47,16 +47,33 @@ export async function stopBackup(client: Client, versionNum: number): Promise<Ba
 /**
  * Files are chosen by size and mtime, which have one-second resolution: wait until the
  * database clock enters the next second, so no file changed after the copy starts can
- * carry the same mtime as one copied before it (pgBackRest's backupTime()).
+ * carry the same mtime as one copied before it (pgBackRest's backupTime()). `listedAt` is the
+ * second the wait began in: a listed file with a later mtime has a timestamp in the future.
  */
-export async function waitForNextSecond(client: Client): Promise<number> {
+export async function waitForNextSecond(client: Client): Promise<{ listedAt: number; copyStart: number }> {
   const start = Math.floor(await databaseClock(client));
   for (let tries = 0; tries < 30; tries++) {
     const now = await databaseClock(client);
-    if (Math.floor(now) > start) return Math.floor(now);
+    if (Math.floor(now) > start) return { listedAt: start, copyStart: Math.floor(now) };
     await sleep(Math.max(10, Math.ceil((1 - (now % 1)) * 1000)));
   }
   throw new UserError('the database clock did not advance to the next second: is the clock of the database host working?');
+}
+
+export interface PageSettings {
+  /** initdb -k (or pg_checksums --enable): pages carry checksums */
+  dataChecksums: boolean;
+  blockSize: number;
+  /** blocks per relation segment file */
+  blocksPerSegment: number;
+}
+
+export async function pageSettings(client: Client): Promise<PageSettings> {
+  const { rows } = await client.query<{ checksums: string; block_size: string; segment_size: string }>(
+    `select current_setting('data_checksums') as checksums, current_setting('block_size') as block_size,
+            (select setting from pg_settings where name = 'segment_size') as segment_size`);
+  const row = rows[0];
+  return { dataChecksums: row.checksums === 'on', blockSize: Number(row.block_size), blocksPerSegment: Number(row.segment_size) };
 }
 
 export async function tablespaceNames(client: Client): Promise<Map<number, string>> {

@@ -1,4 +1,4 @@
-import type { Readable } from 'node:stream';
+import type { Readable, Transform } from 'node:stream';
 import type * as grpc from '@grpc/grpc-js';
 import { chunkSink, compressStream, type StoredChecksums } from '../../shared/stream/pipeline';
 
@@ -11,7 +11,7 @@ type OpenCall<M, R> = (callback: (err: grpc.ServiceError | null, res?: R) => voi
  * checksums taken in stream. Resolves with the server's answer once it has made the file durable.
  */
 export async function uploadFile<M, R>(open: OpenCall<M, R>, header: M, source: Readable, compressType: string, level: number,
-  toData: (chunk: Buffer) => M, toTrailer: (c: StoredChecksums) => M): Promise<{ result: R; checksums: StoredChecksums }> {
+  toData: (chunk: Buffer) => M, toTrailer: (c: StoredChecksums) => M, inspect: Transform[] = []): Promise<{ result: R; checksums: StoredChecksums }> {
   let call!: grpc.ClientWritableStream<M>;
   const result = new Promise<R>((resolve, reject) => {
     call = open((err, res) => (err ? reject(err) : resolve(res as R)));
@@ -22,7 +22,7 @@ export async function uploadFile<M, R>(open: OpenCall<M, R>, header: M, source: 
   call.write(header);
   try {
     const checksums = await Promise.race([
-      compressStream(source, compressType, level, chunkSink((chunk) => call.write(toData(chunk)), call)),
+      compressStream(source, compressType, level, chunkSink((chunk) => call.write(toData(chunk)), call), inspect),
       failed,
     ]);
     call.write(toTrailer(checksums));

@@ -1,18 +1,98 @@
 import * as grpc from '@grpc/grpc-js';
 import { StatusError } from '../../shared/errors';
 import { validateManifestPath } from '../../shared/validate';
-import type { ManifestFile } from '../../shared/info/manifest';
+import type { Manifest, ManifestFile, PageErrorEntry } from '../../shared/info/manifest';
 import type { FileUpload__Output } from '../../shared/generated/pgrepo/v1/FileUpload';
 import type { PutFileResult } from '../../shared/generated/pgrepo/v1/PutFileResult';
+import type { UnchangedFile__Output } from '../../shared/generated/pgrepo/v1/UnchangedFile';
+import type { BackupBaselineRequest__Output } from '../../shared/generated/pgrepo/v1/BackupBaselineRequest';
+import type { BackupBaselinePart } from '../../shared/generated/pgrepo/v1/BackupBaselinePart';
+import type { PageChecksum__Output } from '../../shared/generated/pgrepo/v1/PageChecksum';
 import type { ServerContext } from '../context';
 import type { Caller } from '../service/guard';
 import { backupFileKey } from '../repo/layout';
 import { receiveIntoTemp } from './receive-file';
 
-/** A backup in progress: where the agent's uploads go and what they added to the manifest. */
+/** What the repository holds already: the prior backup (diff/incr) and the verified files of a resumed partial set. */
+export interface SessionBaseline {
+  prior: Manifest | null;
+  resumable: Map<string, ManifestFile>;
+}
+
+export interface Tally {
+  files: number;
+  bytes: number;
+  repoBytes: number;
+}
+
+const tally = (): Tally => ({ files: 0, bytes: 0, repoBytes: 0 });
+
+function count(t: Tally, f: ManifestFile): void {
+  t.files++;
+  t.bytes += f.size;
+  t.repoBytes += f.repoSize;
+}
+
+/**
+ * A backup in progress: where the agent's uploads go and what they add to the manifest, and the
+ * files the agent reported unchanged, resolved against the baseline so the manifest records the
+ * repository's own sizes and checksums, never the agent's word for them.
+ */
 export class BackupSession {
-  readonly files: ManifestFile[] = [];
-  constructor(readonly jobId: string, readonly stanza: string, readonly label: string, readonly agentIdentity: string) {}
+  /** files whose data is in this backup's directory: uploaded now, or kept from the resumed partial set */
+  readonly stored = new Map<string, ManifestFile>();
+  /** files whose data is in an earlier backup of the set */
+  readonly referenced = new Map<string, ManifestFile>();
+  readonly copied = tally();
+  readonly resumed = tally();
+  readonly referencedTally = tally();
+  /** told about every file stored, for progress saves of the partial manifest */
+  onStored: (file: ManifestFile) => void = () => undefined;
+
+  constructor(readonly jobId: string, readonly stanza: string, readonly label: string, readonly agentIdentity: string,
+    readonly baseline: SessionBaseline) {}
+
+  addUploaded(file: ManifestFile): void {
+    this.referenced.delete(file.name);
+    this.stored.set(file.name, file);
+    count(this.copied, file);
+    this.onStored(file);
+  }
+
+  /** The agent did not send a file: it must match what the baseline holds under that name. */
+  addUnchanged(u: UnchangedFile__Output): void {
+    const name = validateManifestPath(u.name);
+    const held = u.resumed ? this.baseline.resumable.get(name) : this.priorFile(name);
+    const source = u.resumed ? 'the partial backup being resumed' : `prior backup ${this.baseline.prior?.backup.label ?? '(none)'}`;
+    if (!held || held.size !== u.size || held.checksum !== u.checksum) {
+      throw new StatusError(grpc.status.INVALID_ARGUMENT,
+        `the agent reported ${name} unchanged (${u.size} bytes, SHA-1 ${u.checksum}), but ${source} ${held ? `has ${held.size} bytes with SHA-1 ${held.checksum}` : 'does not have it'}`);
+    }
+    // data fields come from the repository's record; ownership, mode and mtime are today's
+    const file: ManifestFile = { ...held, timestamp: u.timestamp, mode: u.mode, user: u.user, group: u.group };
+    if (u.resumed) {
+      delete file.reference;
+      this.stored.set(name, file);
+      count(this.resumed, file);
+      this.onStored(file);
+    } else {
+      file.reference = held.reference ?? this.baseline.prior!.backup.label;
+      this.referenced.set(name, file);
+      count(this.referencedTally, file);
+    }
+  }
+
+  private priorIndex: Map<string, ManifestFile> | undefined;
+
+  private priorFile(name: string): ManifestFile | undefined {
+    this.priorIndex ??= new Map(this.baseline.prior?.files.map((f) => [f.name, f]) ?? []);
+    return this.priorIndex.get(name);
+  }
+
+  /** Every file of the backup, by name. */
+  files(): ManifestFile[] {
+    return [...this.referenced.values(), ...this.stored.values()].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  }
 }
 
 export class BackupSessions {
@@ -37,6 +117,11 @@ export class BackupSessions {
   }
 }
 
+/** pgBackRest's checksum-page-error: a lone block as a number, a run as [first, last]. */
+function pageErrorEntries(result: PageChecksum__Output): PageErrorEntry[] {
+  return result.error.map((r) => (r.first === r.last ? r.first : [r.first, r.last]));
+}
+
 export async function putBackupFile(ctx: ServerContext, call: AsyncIterable<FileUpload__Output>, caller: Caller): Promise<PutFileResult> {
   const messages = call[Symbol.asyncIterator]();
   const first = await messages.next();
@@ -49,7 +134,7 @@ export async function putBackupFile(ctx: ServerContext, call: AsyncIterable<File
     const trailer = await receiveIntoTemp(messages, temp, `backup file ${name}`);
     await temp.commit();
     ctx.metrics.received(session.stanza, 'backup', trailer.repo_size);
-    session.files.push({
+    const file: ManifestFile = {
       name,
       size: trailer.size,
       timestamp: header.timestamp,
@@ -60,9 +145,31 @@ export async function putBackupFile(ctx: ServerContext, call: AsyncIterable<File
       repoSize: trailer.repo_size,
       repoChecksum: trailer.repo_checksum,
       compressType: header.compress_type,
-    });
+    };
+    if (trailer.checksum_page) {
+      file.checksumPage = trailer.checksum_page.valid;
+      if (!trailer.checksum_page.valid) file.checksumPageError = pageErrorEntries(trailer.checksum_page);
+    }
+    session.addUploaded(file);
     return { repo_size: trailer.repo_size };
   } finally {
     await temp.discard();
+  }
+}
+
+const BASELINE_PART_FILES = 2000;
+
+/** The files an agent compares its PGDATA with: the prior backup's, then the resumable ones. */
+export async function getBackupBaseline(ctx: ServerContext, req: BackupBaselineRequest__Output, caller: Caller,
+  write: (part: BackupBaselinePart) => Promise<void>): Promise<void> {
+  const { baseline } = ctx.sessions.forUpload(req.job_id, caller);
+  const entries = [
+    ...(baseline.prior?.files ?? []).map((f) => ({ f, resumable: false })),
+    ...[...baseline.resumable.values()].map((f) => ({ f, resumable: true })),
+  ];
+  for (let i = 0; i < entries.length; i += BASELINE_PART_FILES) {
+    await write({ files: entries.slice(i, i + BASELINE_PART_FILES).map(({ f, resumable }) => ({
+      name: f.name, size: f.size, timestamp: f.timestamp, checksum: f.checksum, resumable,
+    })) });
   }
 }

@@ -2,12 +2,14 @@ import { createHash } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
 import { StatusError } from '../../shared/errors';
 import type { TempFile } from '../storage/posix';
+import type { PageChecksum__Output } from '../../shared/generated/pgrepo/v1/PageChecksum';
 
 export interface ReceivedTrailer {
   size: number;
   checksum: string;
   repo_size: number;
   repo_checksum: string;
+  checksum_page?: PageChecksum__Output | null;
 }
 
 /**

@@ -1,12 +1,16 @@
 import * as grpc from '@grpc/grpc-js';
 import { StatusError } from '../../shared/errors';
-import { InfoFileError, loadInfoFile, parseInfo, saveInfoFile } from '../../shared/info/ini';
+import { INFO_COPY_EXT, InfoFileError, loadInfoFile, parseInfo, saveInfoFile } from '../../shared/info/ini';
 import { parseArchiveInfo, renderArchiveInfo, type ArchiveInfo } from '../../shared/info/archive-info';
 import { parseBackupInfo, renderBackupInfo, type BackupInfo } from '../../shared/info/backup-info';
 import { parseManifest, renderManifest, type Manifest } from '../../shared/info/manifest';
 import { PGREPO_VERSION } from '../../shared/version';
 import type { PosixStorage } from '../storage/posix';
 import { archiveInfoKey, backupInfoKey, manifestKey } from './layout';
+
+export const MANIFEST_FILE = 'backup.manifest';
+/** A backup in progress (or failed, resumable) has this file only; see commands/backup-partial.ts. */
+export const PARTIAL_MANIFEST_FILE = `${MANIFEST_FILE}${INFO_COPY_EXT}`;
 
 /** Reads and writes a stanza's info files and manifests; every write goes to the file and its .copy. */
 export class StanzaStore {
@@ -66,6 +70,20 @@ export class StanzaStore {
 
   async saveManifest(stanza: string, manifest: Manifest): Promise<void> {
     await saveInfoFile(this.write, manifestKey(stanza, manifest.backup.label), renderManifest(manifest, PGREPO_VERSION));
+  }
+
+  /** The manifest of a partial backup (the .copy alone, so the set never looks complete); null when there is none. */
+  async savePartialManifest(stanza: string, manifest: Manifest): Promise<void> {
+    await this.write(`${manifestKey(stanza, manifest.backup.label)}${INFO_COPY_EXT}`, Buffer.from(renderManifest(manifest, PGREPO_VERSION)));
+  }
+
+  async partialManifest(stanza: string, label: string): Promise<{ manifest: Manifest; version: string | undefined } | null> {
+    const key = `${manifestKey(stanza, label)}${INFO_COPY_EXT}`;
+    const data = await this.read(key);
+    if (data === null) return null;
+    const text = data.toString('utf8');
+    const version = /^backrest-version="([^"]*)"$/m.exec(text)?.[1];
+    return { manifest: parseManifest(parseInfo(text, key), key), version };
   }
 }
 

@@ -54,6 +54,8 @@ export function infoText(stanzas: StanzaInfo__Output[]): string {
           `            database size: ${formatBytes(b.size)}, database backup size: ${formatBytes(b.delta)}`,
           `            repo backup set size: ${formatBytes(b.repo_size)}, repo backup size: ${formatBytes(b.repo_delta)}`,
         );
+        if (b.prior) out.push(`            backup reference list: ${b.reference.join(', ')} (prior ${b.prior})`);
+        if (b.error) out.push('            error: invalid page checksums were found (see the backup\'s manifest: checksum-page-error)');
       }
     }
     out.push('');

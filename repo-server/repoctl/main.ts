@@ -43,6 +43,21 @@ async function followOperation(cli: Cli, what: string, stream: AsyncIterable<Ope
   throw new UserError(`the server ended the ${what} without a result`);
 }
 
+function backupSummary(r: OperationResult__Output): string {
+  const size = (n: number | string) => formatBytes(Number(n));
+  const lines = [
+    `${r.type} backup ${r.label}${r.prior ? ` (prior ${r.prior})` : ''} complete in ${r.seconds.toFixed(1)}s from agent ${r.agent}, LSN ${r.lsn_start}..${r.lsn_stop}`,
+    `  database: ${r.files} files, ${size(r.bytes)}; repository: ${size(r.repo_bytes)} for the whole set`,
+    `  sent: ${r.files_copied} files, ${size(r.bytes_copied)} (${size(r.repo_bytes_copied)} stored)${r.delta ? ', chosen by checksum (delta)' : ''}`,
+  ];
+  if (r.files_referenced > 0) lines.push(`  unchanged since the prior backup: ${r.files_referenced} files, ${size(r.bytes_referenced)} (referenced, not sent)`);
+  if (r.files_resumed > 0) lines.push(`  resumed: ${r.files_resumed} files, ${size(r.bytes_resumed)} kept from the interrupted backup`);
+  if (r.page_error_files.length > 0) {
+    lines.push(`  WARNING: invalid page checksums in ${r.page_error_files.length} file(s): ${r.page_error_files.join(', ')} (recorded in the manifest; see the warnings above)`);
+  }
+  return lines.join('\n');
+}
+
 function print(cli: Cli, json: unknown, text: string): void {
   process.stdout.write(cli.json ? `${JSON.stringify(json, null, 2)}\n` : `${text}\n`);
 }
@@ -63,14 +78,15 @@ const commands: Record<string, (cli: Cli) => Promise<void>> = {
   async backup(cli) {
     const o = cli.options;
     const result = await followOperation(cli, 'backup', cli.client.Backup({
-      stanza: requireStanza(o), type: o.str('type'), host: o.str('host') ?? '', start_fast: o.bool('start-fast'),
+      stanza: requireStanza(o), type: o.str('type') ?? '', host: o.str('host') ?? '', start_fast: o.bool('start-fast'),
       compress_type: o.str('compress-type'), compress_level: o.int('compress-level') ?? -1,
       process_max: o.int('process-max'), archive_timeout: o.int('archive-timeout') ?? 0,
       retention: retentionToRequest(retentionFromOptions(o)),
+      delta: o.bool('delta'), no_resume: !o.bool('resume'),
     }));
     const expire = result.expire;
     const expired = expire && !expire.error ? `\nexpire: ${summarizeExpire(expire)}` : '';
-    print(cli, result, `backup ${result.label} complete: ${result.files} files, ${formatBytes(Number(result.bytes))} (${formatBytes(Number(result.repo_bytes))} in the repository) in ${result.seconds.toFixed(1)}s from agent ${result.agent}, LSN ${result.lsn_start}..${result.lsn_stop}${expired}`);
+    print(cli, result, `${backupSummary(result)}${expired}`);
     // like pgBackRest, a failed expire fails the command, though the backup itself is complete
     if (expire?.error) throw new UserError(`backup ${result.label} is complete, but the expire after it failed: ${expire.error}`);
   },

@@ -8,7 +8,8 @@ export const REPOCTL_USAGE = `usage: repoctl [--server HOST:PORT --tls-cert F --
 
 commands:
   stanza-create --stanza NAME                   record the cluster behind the stanza's agent
-  backup --stanza NAME [--type full]            take a backup (waits until its WAL is archived)
+  backup --stanza NAME [--type full|diff|incr] [--delta] [--no-resume]
+                                                take a backup (waits until its WAL is archived)
   restore --stanza NAME --host AGENT [--pg-path DIR] [--set LABEL] [--tablespace-map NAME=DIR]
   info [--stanza NAME] [--output text|json]     without --stanza: the fleet, a line per stanza
   expire --stanza NAME [--set LABEL] [--dry-run] [--repo-retention-* N]
@@ -24,7 +25,9 @@ export const REPOCTL_OPTIONS: OptionSpec[] = [
   { name: 'server', type: 'string', default: '127.0.0.1:8432', example: 'backup.example.com:8432', check: checkHostPort, description: 'the repository server, HOST:PORT' },
   ...tlsOptions('ops'),
   { name: 'stanza', type: 'string', description: 'stanza name' },
-  { name: 'type', type: 'string', default: 'full', description: 'backup type (full)' },
+  { name: 'type', type: 'string', description: 'backup: full, diff (changes since the latest full) or incr (changes since the latest backup); default incr when a full exists, else full' },
+  { name: 'delta', type: 'bool', default: false, description: 'backup: decide what changed by checksums rather than size and modification time' },
+  { name: 'resume', type: 'bool', default: true, description: 'backup: resume a failed backup of the same type and prior (--no-resume removes it and starts clean)' },
   { name: 'host', type: 'string', description: 'backup, check: agent to use (default: any attached primary); restore: agent that writes the restore' },
   { name: 'start-fast', type: 'bool', default: false, description: 'backup: force an immediate checkpoint instead of waiting for the next one' },
   { name: 'compress-type', type: 'string', default: 'gz', choices: COMPRESS_TYPES, description: 'backup: compression of the files stored' },

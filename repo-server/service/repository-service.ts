@@ -11,7 +11,7 @@ import { stanzaCreate } from '../commands/stanza-create';
 import { runBackup } from '../commands/backup';
 import { getBackupFile, getManifest, runRestore } from '../commands/restore';
 import { archiveGet, archivePush } from '../commands/archive';
-import { putBackupFile } from '../commands/backup-session';
+import { getBackupBaseline, putBackupFile } from '../commands/backup-session';
 import { info } from '../commands/info';
 import { runExpire } from '../commands/expire';
 import { runCheck } from '../commands/check';
@@ -63,6 +63,7 @@ export function repositoryHandlers(ctx: ServerContext): RepositoryHandlers {
     PutBackupFile: clientStream(ctx, 'PutBackupFile', ['agent'], (call, caller) => putBackupFile(ctx, call, caller)),
     GetManifest: serverStream(ctx, 'GetManifest', ['agent'], (call, caller) => getManifest(ctx, call.request, caller, writer(call))),
     GetBackupFile: serverStream(ctx, 'GetBackupFile', ['agent'], (call, caller) => getBackupFile(ctx, call.request, caller, writer(call))),
+    GetBackupBaseline: serverStream(ctx, 'GetBackupBaseline', ['agent'], (call, caller) => getBackupBaseline(ctx, call.request, caller, writer(call))),
     ArchivePush: clientStream(ctx, 'ArchivePush', ['agent'], (call, caller) => archivePush(ctx, call, caller).then(
       (res) => { ctx.metrics.archivePushed(caller.stanza!); return res; },
       (err) => { if (caller.stanza) ctx.metrics.archivePushFailed(caller.stanza); throw err; })),

@@ -55,6 +55,28 @@ export class PosixStorage {
     }
   }
 
+  /** Every file below a directory, as keys relative to it ('pg_data/base/1/1259.gz'); empty when it does not exist. */
+  async listTree(key: string): Promise<string[]> {
+    const root = this.path(key);
+    const found: string[] = [];
+    const stack = [''];
+    for (let dir = stack.pop(); dir !== undefined; dir = stack.pop()) {
+      let entries: fs.Dirent[];
+      try {
+        entries = await fsp.readdir(path.join(root, dir), { withFileTypes: true });
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT') continue;
+        throw err;
+      }
+      for (const e of entries) {
+        const rel = dir ? `${dir}/${e.name}` : e.name;
+        if (e.isDirectory()) stack.push(rel);
+        else found.push(rel);
+      }
+    }
+    return found.sort();
+  }
+
   async mkdirp(key: string): Promise<void> {
     await fsp.mkdir(this.path(key), { recursive: true, mode: 0o750 });
   }

@@ -430,6 +430,15 @@ export class InfoReader {
     return value as string[];
   }
 
+  /** pgBackRest's checksum-page-error: block numbers and [first, last] ranges. */
+  pageErrorList(key: string): (number | [number, number])[] {
+    const value = this.required(key);
+    const isBlock = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
+    const isEntry = (v: unknown) => isBlock(v) || (Array.isArray(v) && v.length === 2 && isBlock(v[0]) && isBlock(v[1]));
+    if (!Array.isArray(value) || !value.every(isEntry)) this.fail(key, 'a list of block numbers and [first, last] ranges', value);
+    return value as (number | [number, number])[];
+  }
+
   object(key: string): InfoReader {
     const value = this.required(key);
     if (typeof value !== 'object' || value === null || Array.isArray(value)) this.fail(key, 'a JSON object', value);

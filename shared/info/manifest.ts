@@ -23,7 +23,13 @@ export interface ManifestFile {
   reference?: string;
   /** 'gz' | 'lz4' | 'zst' | 'none' */
   compressType: string;
+  /** pages validated: true = all valid, false = see checksumPageError; absent = not a relation file or not checked */
+  checksumPage?: boolean;
+  /** invalid blocks: single block numbers and [first, last] ranges, as pgBackRest writes them */
+  checksumPageError?: PageErrorEntry[];
 }
+
+export type PageErrorEntry = number | [number, number];
 
 export interface ManifestPath {
   /** 'pg_data', 'pg_data/base', 'pg_tblspc', 'pg_tblspc/16384' ... */
@@ -79,6 +85,8 @@ export interface ManifestOptions {
   archiveCheck: boolean;
   delta: boolean;
   startFast: boolean;
+  /** pages of relation files were validated (the cluster has data checksums); absent in manifests that do not say */
+  checksumPage?: boolean;
 }
 
 /** Arrays come back from parseManifest sorted by name (byte order), which is how they are written. */
@@ -181,6 +189,7 @@ function renderBackup(b: ManifestBackup): Record<string, unknown> {
 function renderOptions(o: ManifestOptions): Record<string, unknown> {
   return {
     'option-archive-check': o.archiveCheck,
+    'option-checksum-page': o.checksumPage,
     'option-compress': o.compressType !== 'none',
     'option-compress-level': o.compressLevel,
     'option-compress-type': o.compressType,
@@ -205,6 +214,8 @@ function renderTarget(t: ManifestTarget): Record<string, unknown> {
 function renderFile(f: ManifestFile, defaults: Owner | undefined, compressType: string): Record<string, unknown> {
   return {
     checksum: f.checksum,
+    'checksum-page': f.checksumPage,
+    'checksum-page-error': f.checksumPageError,
     ct: f.compressType !== compressType ? f.compressType : undefined,
     rck: f.repoChecksum !== f.checksum ? f.repoChecksum : undefined,
     reference: f.reference,
@@ -315,7 +326,7 @@ function readBackup(b: InfoReader): ManifestBackup {
 
 
 function readOptions(o: InfoReader): ManifestOptions {
-  return {
+  const options: ManifestOptions = {
     compressType: o.optionalString('option-compress-type') ?? (o.boolean('option-compress') ? 'gz' : 'none'),
     compressLevel: o.integer('option-compress-level'),
     processMax: o.integer('option-process-max'),
@@ -324,6 +335,9 @@ function readOptions(o: InfoReader): ManifestOptions {
     delta: o.optionalBoolean('option-delta') ?? false,
     startFast: o.optionalBoolean('option-start-fast') ?? false,
   };
+  const checksumPage = o.optionalBoolean('option-checksum-page');
+  if (checksumPage !== undefined) options.checksumPage = checksumPage;
+  return options;
 }
 
 function readTarget(name: string, t: InfoReader): ManifestTarget {
@@ -352,5 +366,8 @@ function readFile(name: string, f: InfoReader, compressType: string, owner: Owne
   };
   const reference = f.optionalString('reference');
   if (reference !== undefined) file.reference = reference;
+  const checksumPage = f.optionalBoolean('checksum-page');
+  if (checksumPage !== undefined) file.checksumPage = checksumPage;
+  if (f.has('checksum-page-error')) file.checksumPageError = f.pageErrorList('checksum-page-error');
   return file;
 }

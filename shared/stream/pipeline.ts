@@ -1,6 +1,6 @@
 import { once } from 'node:events';
 import { pipeline } from 'node:stream/promises';
-import { Writable, type Readable } from 'node:stream';
+import { Writable, type Readable, type Transform } from 'node:stream';
 import type { FileHandle } from 'node:fs/promises';
 import { HashSize, type HashSizeResult } from './hash-size';
 import { createCompressor, createDecompressor } from './compress';
@@ -33,13 +33,15 @@ export function chunkSink(send: (chunk: Buffer) => boolean, drainSource: NodeJS.
 }
 
 /**
- * The backup data path for one file: read → size + SHA-1 of the original → compress →
- * size + SHA-1 of the stored bytes → sink. Each byte is read once and compressed once.
+ * The backup data path for one file: read → [inspecting stages, e.g. page checksums] → size +
+ * SHA-1 of the original → compress → size + SHA-1 of the stored bytes → sink. Each byte is read
+ * once and compressed once.
  */
-export async function compressStream(source: Readable, compressType: string, level: number, sink: Writable): Promise<StoredChecksums> {
+export async function compressStream(source: Readable, compressType: string, level: number, sink: Writable,
+  inspect: Transform[] = []): Promise<StoredChecksums> {
   const original = new HashSize();
   const stored = new HashSize();
-  await pipeline(source, original, createCompressor(compressType, level), stored, sink);
+  await pipeline([source, ...inspect, original, createCompressor(compressType, level), stored, sink]);
   return { original: original.result(), stored: stored.result() };
 }
 

@@ -44,3 +44,27 @@ describe('info output', () => {
     expect(lines[2]).toMatch(/^other\s+error: missing stanza data\s+-\s+-\s+-\s+-\s+0B\s+-$/);
   });
 });
+
+describe('info output of a backup set', () => {
+  const incr = {
+    ...stanza.backup[0], label: '20261124-101010F_20261125-020000I', type: 'incr', prior: '20261124-101010F', reference: ['20261124-101010F'],
+    size: 1000, delta: 40, repo_size: 100, repo_delta: 5, error: true,
+  };
+  const set: StanzaInfo__Output = { ...stanza, backup: [stanza.backup[0], incr] };
+
+  it('json: prior, references, the three sizes and the error flag, as pgBackRest names them', () => {
+    const [s] = JSON.parse(infoJson([set]));
+    expect(s.backup[1]).toMatchObject({
+      label: incr.label, type: 'incr', prior: '20261124-101010F', reference: ['20261124-101010F'], error: true,
+      info: { size: 1000, delta: 40, repository: { size: 100, delta: 5 } },
+    });
+  });
+
+  it('text: the reference list and a page checksum error line', () => {
+    const text = infoText([set]);
+    expect(text).toContain(`incr backup: ${incr.label}`);
+    expect(text).toContain('backup reference list: 20261124-101010F (prior 20261124-101010F)');
+    expect(text).toMatch(/error: invalid page checksums/);
+    expect(text.split('\n').filter((l) => /error: invalid page/.test(l))).toHaveLength(1);
+  });
+});

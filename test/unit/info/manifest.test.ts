@@ -37,7 +37,7 @@ function sample(): Manifest {
       archiveStop: '000000010000000000000005',
     },
     db: { id: 1, systemId: '7301234567890123456', version: '15', catalogVersion: 202209061, controlVersion: 1300 },
-    options: { compressType: 'lz4', compressLevel: 1, processMax: 4, online: true, archiveCheck: true, delta: false, startFast: true },
+    options: { compressType: 'lz4', compressLevel: 1, processMax: 4, online: true, archiveCheck: true, delta: false, startFast: true, checksumPage: true },
     targets: [
       { name: 'pg_data', path: '/var/lib/postgresql/15/main', type: 'path' },
       { name: 'pg_tblspc/16384', path: '/mnt/fast', type: 'link', tablespaceId: 16384, tablespaceName: 'fast' },
@@ -215,3 +215,33 @@ describe('backup.manifest', () => {
 function reparse(sections: InfoSections): InfoSections {
   return parseInfo(renderInfo(sections, '0.1.0'), 'backup.manifest');
 }
+
+describe('page checksum results in the manifest', () => {
+  const withPages = (): Manifest => {
+    const m = sample();
+    m.files = m.files.map((f) => (f.name === 'pg_data/base/1/1259' ? { ...f, checksumPage: true } : f));
+    m.files.push(file('pg_data/base/1/2608', { size: 5 * 8192, checksumPage: false, checksumPageError: [1, [3, 4]] }));
+    return roundTrip(m);
+  };
+
+  it('round-trip through the file', () => {
+    const m = withPages();
+    expect(roundTrip(m)).toEqual(m);
+    expect(m.files.find((f) => f.name === 'pg_data/base/1/2608')).toMatchObject({ checksumPage: false, checksumPageError: [1, [3, 4]] });
+  });
+
+  it("are written as pgBackRest writes them: checksum-page, and checksum-page-error as blocks and [first, last] ranges", () => {
+    const text = renderManifest(withPages(), '0.1.0');
+    expect(fileLine(text, 'pg_data/base/1/2608')).toContain('"checksum-page":false,"checksum-page-error":[1,[3,4]]');
+    expect(fileLine(text, 'pg_data/base/1/1259')).toContain('"checksum-page":true');
+    expect(fileLine(text, 'pg_data/base/1/1259')).not.toContain('checksum-page-error');
+    expect(fileLine(text, 'pg_data/global/pg_control')).not.toContain('checksum-page');
+    expect(text).toMatch(/^option-checksum-page=true$/m);
+  });
+
+  it('refuses a checksum-page-error that is not blocks and ranges', () => {
+    const sections = parseInfo(renderManifest(withPages(), '0.1.0'), 'backup.manifest');
+    (sections['target:file']['pg_data/base/1/2608'] as Record<string, unknown>)['checksum-page-error'] = [[1, 2, 3]];
+    expect(() => parseManifest(sections)).toThrow(/checksum-page-error/);
+  });
+});

@@ -1,0 +1,161 @@
+/**
+ * PostgreSQL data page checksums (src/include/storage/checksum_impl.h) and a pass-through
+ * stream stage that validates every page of a relation file as it goes by, the way
+ * pgBackRest's pageChecksum filter does during a backup.
+ */
+import { Transform, type TransformCallback } from 'node:stream';
+
+export const PAGE_SIZE = 8192;
+
+const N_SUMS = 32;
+const FNV_PRIME = 16777619;
+const WORDS = PAGE_SIZE / 4;
+const CHECKSUM_OFFSET = 8;
+const UPPER_OFFSET = 14;
+/** a trailing piece shorter than this cannot even hold a page header: the file is not pages */
+const PAGE_HEADER_SIZE = 24;
+
+const BASE_OFFSETS = Uint32Array.from([
+  0x5b1f36e9, 0xb8525960, 0x02ab50aa, 0x1de66d2a, 0x79ff467a, 0x9bb9f8a3, 0x217e7cd2, 0x83e13d2c,
+  0xf8d4474f, 0xe39eb970, 0x42c6ae16, 0x993216fa, 0x7b093b5d, 0x98daff3c, 0xf718902a, 0x0b1c9cdb,
+  0xe58f764b, 0x187636bc, 0x5d7b3bb1, 0xe73de7de, 0x92bec979, 0xcca6c0b2, 0x304a0979, 0x85aa43d4,
+  0x783125bb, 0x6ca8eaa2, 0xe407eac6, 0x4b5cfc3e, 0x9fbf8c76, 0x15ca20be, 0xf2ca9fd3, 0x959bd756,
+]);
+
+const sums = new Uint32Array(N_SUMS);
+const aligned = new Uint32Array(WORDS);
+const alignedBytes = new Uint8Array(aligned.buffer);
+
+/**
+ * pg_checksum_page(): the page read as 32 columns of little-endian 32-bit words, each column an
+ * FNV-1a-like hash with its own start value, with pd_checksum counted as zero, xor-folded, the
+ * block number mixed in, reduced to 1..65535. (PostgreSQL reads the words in host order; every
+ * platform it runs on for real is little-endian, and so is this check.)
+ */
+export function pgPageChecksum(page: Uint8Array, blockNo: number): number {
+  if (page.length < PAGE_SIZE) throw new Error(`a page is ${PAGE_SIZE} bytes, got ${page.length}`);
+  alignedBytes.set(page.subarray(0, PAGE_SIZE));
+  const saved = aligned[CHECKSUM_OFFSET / 4];
+  // pd_checksum is the low half of the third word (bytes 8-9)
+  aligned[CHECKSUM_OFFSET / 4] = saved & 0xffff0000;
+  sums.set(BASE_OFFSETS);
+  for (let i = 0; i < WORDS; i += N_SUMS) {
+    for (let j = 0; j < N_SUMS; j++) {
+      const tmp = (sums[j] ^ aligned[i + j]) >>> 0;
+      sums[j] = Math.imul(tmp, FNV_PRIME) ^ (tmp >>> 17);
+    }
+  }
+  for (let round = 0; round < 2; round++) {
+    for (let j = 0; j < N_SUMS; j++) {
+      const tmp = sums[j];
+      sums[j] = Math.imul(tmp, FNV_PRIME) ^ (tmp >>> 17);
+    }
+  }
+  let result = 0;
+  for (let j = 0; j < N_SUMS; j++) result ^= sums[j];
+  result = (result ^ blockNo) >>> 0;
+  return (result % 65535) + 1;
+}
+
+/** pd_lsn: two 32-bit halves, high first. */
+export function pageLsn(page: Uint8Array): bigint {
+  const view = Buffer.from(page.buffer, page.byteOffset, page.byteLength);
+  return (BigInt(view.readUInt32LE(0)) << 32n) | BigInt(view.readUInt32LE(4));
+}
+
+function allZero(page: Uint8Array): boolean {
+  for (let i = 0; i < page.length; i++) if (page[i] !== 0) return false;
+  return true;
+}
+
+/**
+ * Why a page fails, or null when it passes: a new page (pd_upper 0) must be all zeroes, as
+ * PostgreSQL's PageIsVerified demands; a page written since the backup started (LSN at or past
+ * `lsnLimit`) may be torn in the copy and is left to WAL replay; anything else needs a matching
+ * pd_checksum. A partial page at the end (the file being extended) passes only on those two grounds.
+ */
+export function pageProblem(page: Uint8Array, blockNo: number, lsnLimit: bigint): string | null {
+  if (page.length < PAGE_HEADER_SIZE) return 'a partial page too short to hold a header';
+  const view = Buffer.from(page.buffer, page.byteOffset, page.byteLength);
+  if (view.readUInt16LE(UPPER_OFFSET) === 0) return allZero(page) ? null : 'a new page (pd_upper 0) that is not all zeroes';
+  if (pageLsn(page) >= lsnLimit) return null;
+  if (page.length < PAGE_SIZE) return 'a partial page';
+  const stored = view.readUInt16LE(CHECKSUM_OFFSET);
+  const computed = pgPageChecksum(page, blockNo);
+  return stored === computed ? null : `checksum ${stored} on the page, ${computed} computed`;
+}
+
+export type BlockRange = [first: number, last: number];
+
+export interface PageChecksumResult {
+  /** every page passed */
+  valid: boolean;
+  /** invalid blocks (numbered across the relation's segments), as ascending ranges */
+  errors: BlockRange[];
+}
+
+/** Appends a block to ascending ranges, extending the last range when it is the next block. */
+function addBlock(ranges: BlockRange[], block: number): void {
+  const last = ranges[ranges.length - 1];
+  if (last && last[1] + 1 === block) last[1] = block;
+  else ranges.push([block, block]);
+}
+
+/**
+ * Passes bytes through unchanged while checking each page. Chunks need not be page-aligned: a
+ * page split across chunks is put together in a small carry buffer. `firstBlock` is the
+ * segment's first block number (segment number × blocks per segment), so block numbers in
+ * errors and in the checksum are the relation's, as PostgreSQL numbers them.
+ */
+export class PageChecksumFilter extends Transform {
+  private block: number;
+  private carry = Buffer.alloc(0);
+  private readonly errors: BlockRange[] = [];
+  private finished = false;
+
+  constructor(firstBlock: number, private readonly lsnLimit: bigint) {
+    super();
+    this.block = firstBlock;
+  }
+
+  override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
+    let data = chunk;
+    if (this.carry.length > 0) {
+      const need = PAGE_SIZE - this.carry.length;
+      if (chunk.length < need) {
+        this.carry = Buffer.concat([this.carry, chunk]);
+        return done(null, chunk);
+      }
+      this.check(Buffer.concat([this.carry, chunk.subarray(0, need)]));
+      data = chunk.subarray(need);
+      this.carry = Buffer.alloc(0);
+    }
+    let offset = 0;
+    for (; offset + PAGE_SIZE <= data.length; offset += PAGE_SIZE) this.check(data.subarray(offset, offset + PAGE_SIZE));
+    if (offset < data.length) this.carry = Buffer.from(data.subarray(offset));
+    done(null, chunk);
+  }
+
+  override _flush(done: TransformCallback): void {
+    if (this.carry.length > 0) this.check(this.carry);
+    this.carry = Buffer.alloc(0);
+    this.finished = true;
+    done();
+  }
+
+  private check(page: Uint8Array): void {
+    if (pageProblem(page, this.block, this.lsnLimit) !== null) addBlock(this.errors, this.block);
+    this.block++;
+  }
+
+  /** Valid once the stream has ended. */
+  result(): PageChecksumResult {
+    if (!this.finished) throw new Error('PageChecksumFilter.result() called before the stream ended');
+    return { valid: this.errors.length === 0, errors: this.errors.map(([a, b]) => [a, b]) };
+  }
+}
+
+/** "3, 7-9" */
+export function describeBlocks(ranges: BlockRange[]): string {
+  return ranges.map(([a, b]) => (a === b ? String(a) : `${a}-${b}`)).join(', ');
+}
