@@ -22,7 +22,7 @@ describe('expire', () => {
 
   async function backup(): Promise<InfoBackup> {
     const fx = fixture();
-    const res = await fx.repoctl(['backup', '--stanza', 'main', '--start-fast', '--process-max', '4'], { timeoutMs: 120_000 });
+    const res = await fx.repoctl(['backup', '--stanza', 'main', '--type', 'full', '--start-fast', '--process-max', '4'], { timeoutMs: 120_000 });
     expectSuccess(res, 'repoctl backup');
     expect(res.stdout).toMatch(/^expire: expired no backups/m);
     const backups = await infoBackups(fx);
@@ -84,7 +84,7 @@ describe('expire', () => {
     await query(c, "alter system set archive_command = 'false'");
     await query(c, 'select pg_reload_conf()');
     const mark = fx.server.proc.mark();
-    const running = repoctl(fx.connection(), ['backup', '--stanza', 'main', '--start-fast', '--process-max', '4', '--archive-timeout', '120'], 150_000);
+    const running = repoctl(fx.connection(), ['backup', '--stanza', 'main', '--type', 'full', '--start-fast', '--process-max', '4', '--archive-timeout', '120'], 150_000);
     try {
       await fx.server.proc.waitForLog('waiting for WAL segment', 90_000, mark);
       expectRefused(await fx.repoctl(['expire', '--stanza', 'main']), 'expire during a backup', /a backup of stanza 'main' is already running/);
