@@ -2,125 +2,148 @@ import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { UserError } from '../../shared/errors';
-import { decompressStream, fileHandleSink } from '../../shared/stream/pipeline';
-import { validateManifestPath } from '../../shared/validate';
+import { describeRecovery, validateRecoveryTarget } from '../../shared/restore/recovery-target';
 import type { RestoreJob__Output } from '../../shared/generated/pgrepo/v1/RestoreJob';
 import type { JobReply } from '../../shared/generated/pgrepo/v1/JobReply';
 import type { ManifestFile__Output } from '../../shared/generated/pgrepo/v1/ManifestFile';
 import type { ManifestPart__Output } from '../../shared/generated/pgrepo/v1/ManifestPart';
+import type { RestoreSummary__Output } from '../../shared/generated/pgrepo/v1/RestoreSummary';
 import type { AgentContext } from '../context';
 import { dataStream } from '../transfer/download';
 import { forEachLimited, ProgressReporter } from '../../shared/progress';
-import { prepareEmptyDirectory } from './target';
-import { writeRecoveryConfig } from './recovery-config';
 import { syncDirectory } from '../../shared/fs-sync';
+import { assertNotRunning, prepareEmptyDirectory } from './target';
+import { writeRecoveryConfig } from './recovery-config';
+import { RestoreLayout, tablespaceTargets } from './layout';
+import { cleanTree, type ManifestIndex } from './clean';
+import { compareLocalFile, writeFetchedFile, writeZeroedFile } from './file';
+import { zeroedFileFilter } from './selective';
 
 type Reply = (reply: Omit<JobReply, 'job_id'>) => void;
 
 interface ManifestView {
   label: string;
-  parts: ManifestPart__Output[];
+  first: ManifestPart__Output;
   files: ManifestFile__Output[];
 }
+
+const PG_CONTROL = 'pg_data/global/pg_control';
+// links in pg_tblspc are made from the tablespace mapping; a restored tablespace_map would make PostgreSQL
+// re-create them from the places at backup time (pgBackRest leaves it out for the same reason)
+const TABLESPACE_MAP = 'pg_data/tablespace_map';
+const AUTO_CONF = 'postgresql.auto.conf';
+const PRESERVED = [AUTO_CONF, 'recovery.signal', 'standby.signal'];
 
 async function fetchManifest(ctx: AgentContext, job: RestoreJob__Output): Promise<ManifestView> {
   const parts: ManifestPart__Output[] = [];
   for await (const part of ctx.client.GetManifest({ stanza: job.stanza, label: job.label })) parts.push(part as ManifestPart__Output);
-  if (parts.length === 0) throw new UserError(`the server sent no manifest for backup ${job.label}`);
-  return { label: parts[0].label, parts, files: parts.flatMap((p) => p.files) };
+  if (parts.length === 0 || !parts[0].cluster) throw new UserError(`the server sent no manifest for backup ${job.label}`);
+  return { label: parts[0].label, first: parts[0], files: parts.flatMap((p) => p.files) };
 }
 
-/** Where each tablespace goes: --tablespace-map by name or oid, else where it was. */
-function tablespaceTargets(view: ManifestView, job: RestoreJob__Output): Map<number, string> {
-  const links = view.parts[0].links.filter((l) => l.tablespace_oid > 0);
-  const targets = new Map<number, string>();
-  for (const mapping of job.tablespace_map) {
-    const link = links.find((l) => l.tablespace_name === mapping.name || String(l.tablespace_oid) === mapping.name);
-    if (!link) {
-      throw new UserError(`--tablespace-map names tablespace '${mapping.name}', which backup ${view.label} does not have (it has: ${links.map((l) => `${l.tablespace_name} (${l.tablespace_oid})`).join(', ') || 'none'})`);
-    }
-    if (!path.isAbsolute(mapping.path)) throw new UserError(`--tablespace-map ${mapping.name}=${mapping.path}: the path must be absolute`);
-    targets.set(link.tablespace_oid, mapping.path);
-  }
-  for (const link of links) if (!targets.has(link.tablespace_oid)) targets.set(link.tablespace_oid, link.destination);
-  return targets;
+function describeMode(job: RestoreJob__Output): string {
+  if (job.delta) return job.force ? 'delta (size and time)' : 'delta (checksum)';
+  return job.force ? 'force' : 'empty';
 }
 
-/** Manifest name → path on this host. */
-function localPath(name: string, pgData: string, tablespaces: Map<number, string>): string {
-  validateManifestPath(name);
-  if (name === 'pg_data' || name.startsWith('pg_data/')) return path.join(pgData, name.slice('pg_data'.length));
-  const m = /^pg_tblspc\/(\d+)(\/.*)?$/.exec(name)!;
-  const root = tablespaces.get(Number(m[1]));
-  if (!root) throw new UserError(`manifest file ${name} belongs to tablespace ${m[1]}, which the manifest does not list`);
-  return path.join(root, m[2] ?? '');
-}
-
-async function restoreFile(ctx: AgentContext, job: RestoreJob__Output, label: string, file: ManifestFile__Output, dest: string): Promise<void> {
-  const handle = await fsp.open(dest, 'w', parseInt(file.mode, 8));
+async function readLink(p: string): Promise<string | undefined> {
   try {
-    const sink = fileHandleSink(handle);
-    const source = dataStream(ctx.client.GetBackupFile({ stanza: job.stanza, label, name: file.name }));
-    let sums;
-    try {
-      sums = await decompressStream(source, file.compress_type, sink);
-    } catch (err) {
-      if ((err as { code?: unknown }).code && typeof (err as { code?: unknown }).code === 'string' && /^Z_/.test((err as { code: string }).code)) {
-        throw new UserError(`file ${file.name} of backup ${label}: the repository copy cannot be decompressed (${(err as Error).message}); the repository is damaged`, 'CORRUPT');
-      }
-      throw err;
-    }
-    if (sums.stored.checksum !== file.repo_checksum && file.repo_checksum) {
-      throw new UserError(`file ${file.name} of backup ${label}: the repository copy has SHA-1 ${sums.stored.checksum}, but the manifest records ${file.repo_checksum}; the repository is damaged`, 'CORRUPT');
-    }
-    if (sums.original.checksum !== file.checksum || sums.original.size !== file.size) {
-      throw new UserError(`file ${file.name} of backup ${label}: restored ${sums.original.size} bytes with SHA-1 ${sums.original.checksum}, but the manifest records ${file.size} bytes with SHA-1 ${file.checksum}; the repository is damaged`, 'CORRUPT');
-    }
-    await handle.chmod(parseInt(file.mode, 8));
-    await handle.sync();
-  } finally {
-    await handle.close();
+    return await fsp.readlink(p);
+  } catch {
+    return undefined;
   }
-  await fsp.utimes(dest, file.timestamp, file.timestamp);
 }
 
-function rewriteTablespaceMap(pgData: string, tablespaces: Map<number, string>): void {
-  const file = path.join(pgData, 'tablespace_map');
-  if (!fs.existsSync(file)) return;
-  // PostgreSQL re-creates pg_tblspc links from this file at recovery start, so it must name the new places
-  const lines = [...tablespaces].map(([oid, dir]) => `${oid} ${dir}`);
-  fs.writeFileSync(file, `${lines.join('\n')}\n`, { mode: 0o600 });
-}
-
-export async function runRestoreJob(ctx: AgentContext, job: RestoreJob__Output, reply: Reply, cancelled: () => boolean): Promise<void> {
-  const pgData = job.pg_path || ctx.pgPath;
-  prepareEmptyDirectory(pgData, 'restore target');
-  const view = await fetchManifest(ctx, job);
-  const tablespaces = tablespaceTargets(view, job);
-  for (const [oid, dir] of tablespaces) prepareEmptyDirectory(dir, `tablespace ${oid} directory`);
-
-  const first = view.parts[0];
-  for (const p of first.paths) await fsp.mkdir(localPath(p.name, pgData, tablespaces), { recursive: true, mode: parseInt(p.mode, 8) });
-  for (const p of first.paths) await fsp.chmod(localPath(p.name, pgData, tablespaces), parseInt(p.mode, 8));
-  for (const link of first.links) {
-    const at = path.join(pgData, link.name.slice('pg_data/'.length));
-    const target = link.tablespace_oid > 0 ? tablespaces.get(link.tablespace_oid)! : link.destination;
+/** Directories with the manifest's modes, and links (tablespaces at their mapped places). */
+async function buildPaths(view: ManifestView, layout: RestoreLayout, links: ReadonlyMap<string, string>): Promise<void> {
+  for (const p of view.first.paths) {
+    const local = layout.localPath(p.name);
+    await fsp.mkdir(local, { recursive: true, mode: parseInt(p.mode, 8) });
+    await fsp.chmod(local, parseInt(p.mode, 8));
+  }
+  for (const link of view.first.links) {
+    const at = layout.localPath(link.name);
+    const target = links.get(link.name)!;
+    if ((await readLink(at)) === target) continue;
     await fsp.rm(at, { recursive: true, force: true });
     await fsp.symlink(target, at);
   }
+}
 
-  const bytesTotal = view.files.reduce((n, f) => n + f.size, 0);
-  const progress = new ProgressReporter(bytesTotal, view.files.length, (p) => reply({ progress: p }));
-  await forEachLimited(view.files, job.process_max || 1, async (file) => {
-    await restoreFile(ctx, job, view.label, file, localPath(file.name, pgData, tablespaces));
+/**
+ * A restore job: the manifest from the server, then the target made to hold exactly the backup: into an empty
+ * directory, or over an existing one with --delta (matching files kept, the rest fetched, extras removed) or
+ * --force; then the recovery settings, and pg_control last, so a restore that stops half-way leaves a
+ * directory PostgreSQL refuses to start.
+ */
+export async function runRestoreJob(ctx: AgentContext, job: RestoreJob__Output, reply: Reply, cancelled: () => boolean): Promise<void> {
+  const pgData = path.resolve(job.pg_path || ctx.pgPath);
+  const recovery = validateRecoveryTarget(job.recovery);
+  assertNotRunning(pgData);
+  const view = await fetchManifest(ctx, job);
+  const cluster = view.first.cluster!;
+  const tablespaces = tablespaceTargets(view.first.links, view.label, pgData, job.tablespace_map, job.tablespace_map_all);
+  const layout = new RestoreLayout(pgData, tablespaces, `PG_${cluster.version}_${cluster.catalog_version}`);
+  const log = ctx.log.child({ label: view.label, pgPath: pgData });
+
+  const kept = new Set(recovery.type === 'preserve' ? PRESERVED.filter((f) => fs.existsSync(path.join(pgData, f))) : []);
+  if (recovery.type === 'preserve' && !kept.has(AUTO_CONF)) {
+    reply({ warning: `--type preserve: ${path.join(pgData, AUTO_CONF)} does not exist, so the backup's copy is restored unchanged` });
+  }
+  const files = view.files.filter((f) => f.name !== TABLESPACE_MAP && !(kept.has(AUTO_CONF) && f.name === `pg_data/${AUTO_CONF}`));
+  const links = new Map(view.first.links.map((l) => [l.name, l.tablespace_oid > 0 ? tablespaces.get(l.tablespace_oid)! : l.destination]));
+
+  const summary: RestoreSummary__Output = {
+    files_fetched: 0, bytes_fetched: 0, files_checked: 0, files_matched: 0, bytes_matched: 0, files_zeroed: 0, removed: 0,
+    recovery: describeRecovery(recovery), mode: describeMode(job),
+  };
+  if (job.delta || job.force) {
+    // first, so that if this restore stops half-way PostgreSQL cannot start on a mix of old and new files
+    await fsp.rm(path.join(pgData, 'global', 'pg_control'), { force: true });
+    const index: ManifestIndex = { files: new Set(files.map((f) => f.name)), paths: new Set(view.first.paths.map((p) => p.name)), links };
+    for (const tree of layout.ownedTrees()) {
+      summary.removed += await cleanTree(tree, index, tree.name === 'pg_data' ? kept : new Set(), (p, what) => log.debug({ path: p }, `removed ${what} the backup does not have`));
+    }
+  } else {
+    prepareEmptyDirectory(pgData, 'restore target', kept);
+    for (const [oid, dir] of tablespaces) prepareEmptyDirectory(path.join(dir, layout.tablespaceId), `tablespace ${oid} directory`);
+  }
+  await buildPaths(view, layout, links);
+
+  const zeroed = zeroedFileFilter(job.zero_db_oid);
+  const bytesTotal = files.reduce((n, f) => n + f.size, 0);
+  const progress = new ProgressReporter(bytesTotal, files.length, (p) => reply({ progress: p }));
+  const restoreOne = async (file: ManifestFile__Output) => {
+    const dest = layout.localPath(file.name);
+    if (zeroed(file.name)) {
+      await writeZeroedFile(file, dest);
+      summary.files_zeroed++;
+    } else {
+      const state = job.delta ? await compareLocalFile(file, dest, job.force) : 'missing';
+      if (state !== 'missing') summary.files_checked++;
+      if (state === 'matches') {
+        summary.files_matched++;
+        summary.bytes_matched += file.size;
+      } else {
+        await writeFetchedFile(dataStream(ctx.client.GetBackupFile({ stanza: job.stanza, label: view.label, name: file.name })), file, view.label, dest);
+        summary.files_fetched++;
+        summary.bytes_fetched += file.size;
+        log.debug({ file: file.name, size: file.size, found: state }, 'file fetched');
+      }
+    }
     progress.add(file.size);
-  }, cancelled);
+  };
+  // biggest first keeps every worker busy to the end
+  const ordered = files.filter((f) => f.name !== PG_CONTROL).sort((a, b) => b.size - a.size);
+  await forEachLimited(ordered, job.process_max || 1, restoreOne, cancelled);
   if (cancelled()) throw new UserError('the restore was cancelled');
-  progress.flush();
 
-  rewriteTablespaceMap(pgData, tablespaces);
-  writeRecoveryConfig(pgData, ctx.archiveGetCommand);
-  for (const p of first.paths) await syncDirectory(localPath(p.name, pgData, tablespaces));
-  ctx.log.info({ label: view.label, pgPath: pgData, files: view.files.length, bytes: bytesTotal }, 'restore written');
-  reply({ restore_done: { files: view.files.length, bytes: bytesTotal, pg_path: pgData } });
+  writeRecoveryConfig(pgData, recovery, ctx.archiveGetCommand);
+  const control = files.find((f) => f.name === PG_CONTROL);
+  if (control) await restoreOne(control);
+  progress.flush();
+  for (const p of view.first.paths) await syncDirectory(layout.localPath(p.name));
+
+  log.info({ files: files.length, bytes: bytesTotal, ...summary }, 'restore written');
+  reply({ restore_done: { files: files.length, bytes: bytesTotal, pg_path: pgData, summary } });
 }

@@ -11,24 +11,36 @@ function pidAlive(pid: number): boolean {
   }
 }
 
-/** The restore target must hold no running PostgreSQL and nothing else; it is created when missing. */
-export function prepareEmptyDirectory(dir: string, what: string): void {
+/** Refuses a data directory PostgreSQL is running on: nothing of a restore may touch it, delta or not. */
+export function assertNotRunning(dir: string): void {
+  if (!path.isAbsolute(dir)) throw new UserError(`restore target ${dir} must be an absolute path`);
+  let pidFile: string;
+  try {
+    pidFile = fs.readFileSync(path.join(dir, 'postmaster.pid'), 'utf8');
+  } catch {
+    return;
+  }
+  const pid = Number(pidFile.split('\n')[0]);
+  if (pid > 0 && pidAlive(pid)) {
+    throw new UserError(`PostgreSQL is running on ${dir} (postmaster.pid names process ${pid}): stop it before restoring into this directory`, 'PG_RUNNING');
+  }
+}
+
+/**
+ * A restore without --delta/--force writes only into an empty directory (created when missing): it must never
+ * overwrite something it did not put there. `ignore` names entries that may be there (preserved recovery files).
+ */
+export function prepareEmptyDirectory(dir: string, what: string, ignore: ReadonlySet<string> = new Set()): void {
   if (!path.isAbsolute(dir)) throw new UserError(`${what} ${dir} must be an absolute path`);
   let entries: string[];
   try {
-    entries = fs.readdirSync(dir);
+    entries = fs.readdirSync(dir).filter((e) => !ignore.has(e));
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw new UserError(`cannot read ${what} ${dir}: ${(err as NodeJS.ErrnoException).code}`);
     fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
     return;
   }
-  if (entries.includes('postmaster.pid')) {
-    const pid = Number(fs.readFileSync(path.join(dir, 'postmaster.pid'), 'utf8').split('\n')[0]);
-    if (pid > 0 && pidAlive(pid)) {
-      throw new UserError(`PostgreSQL is running on ${dir} (postmaster.pid names process ${pid}): stop it before restoring into this directory`, 'PG_RUNNING');
-    }
-  }
   if (entries.length > 0) {
-    throw new UserError(`${what} ${dir} is not empty (${entries.length} entries, e.g. ${entries.slice(0, 3).join(', ')}): restore into an empty directory, or move its contents away first`, 'NOT_EMPTY');
+    throw new UserError(`${what} ${dir} is not empty (${entries.length} entries, e.g. ${entries.slice(0, 3).join(', ')}): restore into an empty directory, move its contents away first, or use --delta to restore over it (files that match the backup are kept, everything else in it is replaced or removed)`, 'NOT_EMPTY');
   }
 }

@@ -1,5 +1,6 @@
 import * as grpc from '@grpc/grpc-js';
 import { StatusError } from '../../shared/errors';
+import { validateRecoveryTarget, type ValidRecoveryTarget } from '../../shared/restore/recovery-target';
 import { validateBackupLabel, validateManifestPath } from '../../shared/validate';
 import type { Manifest } from '../../shared/info/manifest';
 import type { RestoreRequest__Output } from '../../shared/generated/pgrepo/v1/RestoreRequest';
@@ -11,42 +12,68 @@ import type { ServerContext } from '../context';
 import { authorizeStanza, type Caller } from '../service/guard';
 import { backupFileKey } from '../repo/layout';
 import type { Emit } from './backup';
+import { chooseBackup, zeroedDatabases } from './restore-plan';
 
-/** The label to restore: the one asked for, which must be a complete backup, or the newest. */
+/** The label to restore for GetManifest: the one asked for, which must be a complete backup, or the newest. */
 async function resolveLabel(ctx: ServerContext, stanza: string, set: string): Promise<string> {
   const info = await ctx.store.backupInfo(stanza);
-  if (info.backups.length === 0) throw new StatusError(grpc.status.NOT_FOUND, `stanza '${stanza}' has no backups to restore: run 'repoctl backup --stanza ${stanza}' first`);
-  if (!set) return info.backups[info.backups.length - 1].label;
-  validateBackupLabel(set);
-  if (!info.backups.some((b) => b.label === set)) {
-    throw new StatusError(grpc.status.NOT_FOUND, `backup set '${set}' is not a backup of stanza '${stanza}' (see repoctl info --stanza ${stanza})`);
+  return chooseBackup(stanza, info.backups, set, validateRecoveryTarget(null)).label;
+}
+
+function recoveryOf(req: RestoreRequest__Output): ValidRecoveryTarget {
+  try {
+    return validateRecoveryTarget(req.recovery);
+  } catch (err) {
+    throw new StatusError(grpc.status.INVALID_ARGUMENT, (err as Error).message);
   }
-  return set;
+}
+
+// PostgreSQL 12 moved recovery settings from recovery.conf into postgresql.conf; only that form is written
+const FIRST_RECOVERY_GUC_VERSION = 12;
+
+function describeOptions(req: RestoreRequest__Output): string {
+  const mode = req.delta ? (req.force ? 'delta, by size and time' : 'delta, by checksum') : req.force ? 'force' : 'into an empty directory';
+  return `${mode}, ${Math.max(1, req.process_max || 1)} file(s) at a time`;
 }
 
 export async function runRestore(ctx: ServerContext, req: RestoreRequest__Output, emit: Emit): Promise<void> {
   const began = Date.now();
   const stanza = req.stanza;
   if (!req.host) throw new StatusError(grpc.status.INVALID_ARGUMENT, 'restore needs --host: the identity of the agent that writes the restored cluster');
+  const recovery = recoveryOf(req);
   const agent = ctx.agents.get(req.host);
   if (!agent || agent.stanza !== stanza) {
     throw new StatusError(grpc.status.FAILED_PRECONDITION, `agent '${req.host}' is not attached for stanza '${stanza}' (attached: ${ctx.agents.forStanza(stanza).map((a) => a.identity).join(', ') || 'none'})`);
   }
-  const label = await resolveLabel(ctx, stanza, req.set);
-  emit({ log: `restoring backup ${label} of stanza '${stanza}' on agent '${agent.identity}'` });
-  ctx.log.info({ stanza, label, agent: agent.identity, pgPath: req.pg_path || agent.pgPath }, 'restore started');
+  const chosen = chooseBackup(stanza, (await ctx.store.backupInfo(stanza)).backups, req.set, recovery);
+  const label = chosen.label;
+  const manifest = await ctx.store.manifest(stanza, label);
+  if (Number(manifest.db.version) < FIRST_RECOVERY_GUC_VERSION) {
+    throw new StatusError(grpc.status.FAILED_PRECONDITION, `backup ${label} is of PostgreSQL ${manifest.db.version}: pgrepo writes recovery settings for PostgreSQL ${FIRST_RECOVERY_GUC_VERSION} and later only`);
+  }
+  const zero = zeroedDatabases(manifest, req.db_include);
+  emit({ log: `restoring backup ${label} (${chosen.reason}) of stanza '${stanza}' on agent '${agent.identity}', ${describeOptions(req)}` });
+  if (zero.names.length > 0) emit({ log: `selective restore: the files of ${zero.names.join(', ')} are written as sparse zeroed files; drop those databases once recovery is done` });
+  ctx.log.info({ stanza, label, agent: agent.identity, pgPath: req.pg_path || agent.pgPath, type: recovery.type, delta: req.delta, force: req.force, zeroed: zero.oids }, 'restore started');
   const job = agent.startJob({
-    restore: { stanza, label, pg_path: req.pg_path, tablespace_map: req.tablespace_map, process_max: Math.max(1, req.process_max || 1) },
+    restore: {
+      stanza, label, pg_path: req.pg_path, tablespace_map: req.tablespace_map, process_max: Math.max(1, req.process_max || 1),
+      recovery, delta: req.delta, force: req.force, tablespace_map_all: req.tablespace_map_all, zero_db_oid: zero.oids,
+    },
   });
   try {
     for (;;) {
       const reply = await job.next();
       if (reply.progress) emit({ progress: reply.progress });
+      if (reply.warning) {
+        ctx.log.warn({ stanza, label, agent: agent.identity }, reply.warning);
+        emit({ log: reply.warning });
+      }
       if (reply.restore_done) {
         const done = reply.restore_done;
         const seconds = (Date.now() - began) / 1000;
-        ctx.log.info({ stanza, label, agent: agent.identity, files: done.files, bytes: done.bytes, pgPath: done.pg_path, seconds }, 'restore complete');
-        emit({ result: { label, files: done.files, bytes: done.bytes, agent: agent.identity, pg_path: done.pg_path, seconds } });
+        ctx.log.info({ stanza, label, agent: agent.identity, files: done.files, bytes: done.bytes, pgPath: done.pg_path, seconds, ...done.summary }, 'restore complete');
+        emit({ result: { label, files: done.files, bytes: done.bytes, agent: agent.identity, pg_path: done.pg_path, seconds, restore: done.summary } });
         return;
       }
     }

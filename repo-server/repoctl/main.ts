@@ -16,6 +16,7 @@ import { certCommand } from './cert-command';
 import { expireJson, summarizeExpire } from './format-expire';
 import { verifyText } from './format-verify';
 import { retentionFromOptions, retentionToRequest } from '../expire/retention';
+import { describeRestore } from './format-restore';
 
 interface Cli {
   options: Options;
@@ -100,9 +101,14 @@ const commands: Record<string, (cli: Cli) => Promise<void>> = {
     });
     const result = await followOperation(cli, 'restore', cli.client.Restore({
       stanza: requireStanza(o), set: o.str('set') ?? '', host: o.requireStr('host', 'the agent that writes the restored cluster'),
-      pg_path: o.str('pg-path') ?? '', tablespace_map: tablespaceMap, process_max: o.int('process-max'),
+      pg_path: o.str('pg-path') ?? '', tablespace_map: tablespaceMap, tablespace_map_all: o.str('tablespace-map-all') ?? '',
+      process_max: o.int('process-max'), delta: o.bool('delta'), force: o.bool('force'), db_include: o.list('db-include'),
+      recovery: {
+        type: o.str('type') ?? 'default', target: o.str('target') ?? '', target_exclusive: o.bool('target-exclusive'),
+        target_action: o.str('target-action') ?? '', target_timeline: o.str('target-timeline') ?? '',
+      },
     }));
-    print(cli, result, `restore of backup ${result.label} complete: ${result.files} files, ${formatBytes(Number(result.bytes))} written to ${result.pg_path} on ${result.agent} in ${result.seconds.toFixed(1)}s; start PostgreSQL there to recover to the end of the archived WAL`);
+    print(cli, result, describeRestore(result));
   },
 
   async expire(cli) {

@@ -10,7 +10,10 @@ commands:
   stanza-create --stanza NAME                   record the cluster behind the stanza's agent
   backup --stanza NAME [--type full|diff|incr] [--delta] [--no-resume]
                                                 take a backup (waits until its WAL is archived)
-  restore --stanza NAME --host AGENT [--pg-path DIR] [--set LABEL] [--tablespace-map NAME=DIR]
+  restore --stanza NAME --host AGENT [--pg-path DIR] [--set LABEL] [--delta [--force]]
+          [--type default|immediate|time|name|xid|lsn|standby|preserve|none] [--target X]
+          [--target-exclusive] [--target-action pause|promote|shutdown] [--target-timeline current|latest|N]
+          [--tablespace-map NAME=DIR]... [--tablespace-map-all DIR] [--db-include NAME]...
   info [--stanza NAME] [--output text|json]     without --stanza: the fleet, a line per stanza
   expire --stanza NAME [--set LABEL] [--dry-run] [--repo-retention-* N]
                                                 remove backups and WAL by retention (runs after every backup too)
@@ -25,8 +28,8 @@ export const REPOCTL_OPTIONS: OptionSpec[] = [
   { name: 'server', type: 'string', default: '127.0.0.1:8432', example: 'backup.example.com:8432', check: checkHostPort, description: 'the repository server, HOST:PORT' },
   ...tlsOptions('ops'),
   { name: 'stanza', type: 'string', description: 'stanza name' },
-  { name: 'type', type: 'string', description: 'backup: full, diff (changes since the latest full) or incr (changes since the latest backup); default incr when a full exists, else full' },
-  { name: 'delta', type: 'bool', default: false, description: 'backup: decide what changed by checksums rather than size and modification time' },
+  { name: 'type', type: 'string', defaultText: 'backup: incr when a full exists, else full; restore: default', description: 'backup: full, diff (changes since the latest full) or incr (changes since the latest backup); restore: default (recover to the end of the archived WAL), immediate, time, name, xid, lsn, standby, preserve or none' },
+  { name: 'delta', type: 'bool', default: false, description: 'backup: decide what changed by checksums rather than size and modification time; restore: over an existing directory: keep the files whose SHA-1 matches the backup, fetch the rest, remove what the backup lacks' },
   { name: 'resume', type: 'bool', default: true, description: 'backup: resume a failed backup of the same type and prior (--no-resume removes it and starts clean)' },
   { name: 'host', type: 'string', description: 'backup, check: agent to use (default: any attached primary); restore: agent that writes the restore' },
   { name: 'start-fast', type: 'bool', default: false, description: 'backup: force an immediate checkpoint instead of waiting for the next one' },
@@ -39,6 +42,13 @@ export const REPOCTL_OPTIONS: OptionSpec[] = [
   ...retentionOptionSpecs(false).map((s) => ({ ...s, description: `backup, expire (this run only, over the server's setting): ${s.description}` })),
   { name: 'pg-path', type: 'string', description: "restore: directory to restore into (default: the agent's --pg-path)" },
   { name: 'tablespace-map', type: 'list', description: 'restore: NAME=DIR, restore tablespace NAME (or oid) into DIR; repeatable' },
+  { name: 'tablespace-map-all', type: 'string', description: 'restore: restore every tablespace not named by --tablespace-map into DIR/<tablespace name>' },
+  { name: 'target', type: 'string', description: "restore: the time, restore point name, xid or LSN to recover to (--type time|name|xid|lsn)" },
+  { name: 'target-exclusive', type: 'bool', default: false, description: 'restore: stop just before the target instead of just after it (--type time|xid|lsn)' },
+  { name: 'target-action', type: 'string', choices: ['pause', 'promote', 'shutdown'], description: 'restore: what PostgreSQL does at the target: pause (its default), promote or shutdown' },
+  { name: 'target-timeline', type: 'string', description: "restore: timeline to recover along: current, latest (PostgreSQL's default) or a number" },
+  { name: 'force', type: 'bool', default: false, description: 'restore: with --delta, match files by size and modification time instead of SHA-1; alone, overwrite a non-empty directory' },
+  { name: 'db-include', type: 'list', description: 'restore: restore only this database (name or oid) with the system ones; the other databases become sparse zeroed files to drop; repeatable' },
   { name: 'cert-dir', type: 'string', default: '/etc/pgrepo/tls', description: "cert: directory of the CA (ca.crt, ca.key) and the certificates it issues (CN.crt, CN.key)" },
   { name: 'ca-name', type: 'string', default: 'pgrepo CA', check: (v) => (/^[A-Za-z0-9][A-Za-z0-9 ._-]{0,63}$/.test(v) ? undefined : 'must be letters, digits, spaces, . _ -'), description: 'cert init: the CA certificate\'s CN' },
   { name: 'san', type: 'list', description: 'cert issue server: another DNS name or IP address clients use for the server (the CN, localhost, 127.0.0.1 and ::1 are always in); repeatable' },

@@ -1,0 +1,84 @@
+import { createHash } from 'node:crypto';
+import fs from 'node:fs';
+import fsp from 'node:fs/promises';
+import type { Readable } from 'node:stream';
+import { UserError } from '../../shared/errors';
+import { decompressStream, fileHandleSink } from '../../shared/stream/pipeline';
+import type { ManifestFile__Output } from '../../shared/generated/pgrepo/v1/ManifestFile';
+
+const modeOf = (file: ManifestFile__Output) => parseInt(file.mode, 8);
+
+function isZlibError(err: unknown): boolean {
+  const code = (err as { code?: unknown }).code;
+  return typeof code === 'string' && /^Z_/.test(code);
+}
+
+/** Writes one file from the repository's stored bytes, proving both checksums and the size against the manifest. */
+export async function writeFetchedFile(source: Readable, file: ManifestFile__Output, label: string, dest: string): Promise<void> {
+  const handle = await fsp.open(dest, 'w', modeOf(file));
+  try {
+    let sums;
+    try {
+      sums = await decompressStream(source, file.compress_type, fileHandleSink(handle));
+    } catch (err) {
+      if (isZlibError(err)) throw new UserError(`file ${file.name} of backup ${label}: the repository copy cannot be decompressed (${(err as Error).message}); the repository is damaged`, 'CORRUPT');
+      throw err;
+    }
+    if (sums.stored.checksum !== file.repo_checksum && file.repo_checksum) {
+      throw new UserError(`file ${file.name} of backup ${label}: the repository copy has SHA-1 ${sums.stored.checksum}, but the manifest records ${file.repo_checksum}; the repository is damaged`, 'CORRUPT');
+    }
+    if (sums.original.checksum !== file.checksum || sums.original.size !== file.size) {
+      throw new UserError(`file ${file.name} of backup ${label}: restored ${sums.original.size} bytes with SHA-1 ${sums.original.checksum}, but the manifest records ${file.size} bytes with SHA-1 ${file.checksum}; the repository is damaged`, 'CORRUPT');
+    }
+    await handle.chmod(modeOf(file));
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+  await fsp.utimes(dest, file.timestamp, file.timestamp);
+}
+
+/**
+ * A file of a database left out by --db-include: the right size, all zeros, sparse (so it costs no space), so
+ * recovery can replay into it and the database can be dropped afterwards. pgBackRest does the same.
+ */
+export async function writeZeroedFile(file: ManifestFile__Output, dest: string): Promise<void> {
+  const handle = await fsp.open(dest, 'w', modeOf(file));
+  try {
+    await handle.truncate(file.size);
+    await handle.chmod(modeOf(file));
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+  await fsp.utimes(dest, file.timestamp, file.timestamp);
+}
+
+async function sha1OfFile(p: string): Promise<string> {
+  const hash = createHash('sha1');
+  for await (const chunk of fs.createReadStream(p, { highWaterMark: 1 << 20 })) hash.update(chunk as Buffer);
+  return hash.digest('hex');
+}
+
+export type LocalState = 'missing' | 'different' | 'matches';
+
+/**
+ * Delta: does the file already in the target equal the backup's? By SHA-1, or with `sizeAndTime` (--force) by
+ * size and modification time only. A file that matches gets the manifest's mode and mtime, so a later
+ * size-and-time delta sees it as restored.
+ */
+export async function compareLocalFile(file: ManifestFile__Output, dest: string, sizeAndTime: boolean): Promise<LocalState> {
+  let st;
+  try {
+    st = await fsp.lstat(dest);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return 'missing';
+    throw err;
+  }
+  if (!st.isFile() || st.size !== file.size) return 'different';
+  const same = sizeAndTime ? Math.floor(st.mtimeMs / 1000) === file.timestamp : file.size === 0 || (await sha1OfFile(dest)) === file.checksum;
+  if (!same) return 'different';
+  if ((st.mode & 0o7777) !== modeOf(file)) await fsp.chmod(dest, modeOf(file));
+  if (Math.floor(st.mtimeMs / 1000) !== file.timestamp) await fsp.utimes(dest, file.timestamp, file.timestamp);
+  return 'matches';
+}
