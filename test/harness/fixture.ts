@@ -66,7 +66,7 @@ export interface Fixture {
   archivePush(file: string, socket?: string): Promise<RunResult>;
   archiveGet(name: string, dest: string, socket?: string): Promise<RunResult>;
   /** (re)starts agent db2; by default on restoreDir/restorePort */
-  startAgent2(o?: Partial<Pick<AgentOptions, 'pgPath' | 'pgPort' | 'pgSocketPath' | 'socket'>>): Promise<Proc>;
+  startAgent2(o?: Partial<Pick<AgentOptions, 'pgPath' | 'pgPort' | 'pgSocketPath' | 'socket' | 'logLevel'>>): Promise<Proc>;
   stopAgent2(): Promise<void>;
   /** a new empty dir owned by postgres (when root) inside work */
   newDir(name: string): Promise<string>;
@@ -156,6 +156,7 @@ export async function createFixture(opts: FixtureOptions = {}): Promise<Fixture>
           pgPort: o.pgPort ?? restorePort,
           pgSocketPath: o.pgSocketPath ?? socketDir,
           socket: o.socket ?? agent2Socket,
+          logLevel: o.logLevel,
           logFile: path.join(logs, 'agent-db2.log'),
         });
         procs.push(proc);

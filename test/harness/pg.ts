@@ -174,12 +174,17 @@ export async function stopCluster(c: Cluster, mode: 'fast' | 'immediate' = 'fast
 }
 
 /** One query over the unix socket as user postgres in database postgres. */
-export async function query<R extends Record<string, unknown> = Record<string, unknown>>(c: Cluster, sql: string, params: unknown[] = []): Promise<R[]> {
+export function query<R extends Record<string, unknown> = Record<string, unknown>>(c: Cluster, sql: string, params: unknown[] = []): Promise<R[]> {
+  return queryDb<R>(c, 'postgres', sql, params);
+}
+
+/** One query over the unix socket as user postgres in `database`. */
+export async function queryDb<R extends Record<string, unknown> = Record<string, unknown>>(c: Cluster, database: string, sql: string, params: unknown[] = []): Promise<R[]> {
   const client = new pg.Client({
     host: c.socketDir,
     port: c.port,
     user: 'postgres',
-    database: 'postgres',
+    database,
     connectionTimeoutMillis: 10_000,
     query_timeout: 120_000,
   });

@@ -1,0 +1,272 @@
+/**
+ * Restore options on one real cluster (a tablespace, two user databases, one table whose rows mark moments):
+ * two full backups around a time, an xid and an LSN target; restores through agent db2 to each target (the
+ * backup chosen by time/LSN without --set), tablespaces moved with --tablespace-map and --tablespace-map-all,
+ * --db-include, refusals of options that do not fit, and delta restores onto a directory where files were
+ * changed, deleted and added, proving from the agent's log which files were fetched.
+ */
+import { createHash } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { describe, expect } from 'vitest';
+import { expectRefused, expectSuccess } from '../harness/expect';
+import { useFixture, type Fixture } from '../harness/fixture';
+import { clusterAt, query, queryDb, startCluster, stopCluster, switchWal, waitForArchived, type Cluster } from '../harness/pg';
+import { scenario } from '../harness/scenario';
+import { chownToPostgres, sleep, waitUntil } from '../harness/system';
+
+interface RestoreResult {
+  label: string;
+  files: number;
+  restore: { files_fetched: number; files_checked: number; files_matched: number; files_zeroed: number; removed: number; mode: string; recovery: string };
+}
+
+async function restore(fx: Fixture, args: string[]): Promise<RestoreResult> {
+  const res = await fx.repoctl(['restore', '--stanza', 'main', '--host', 'db2', '--output', 'json', '--process-max', '4', ...args], { timeoutMs: 120_000 });
+  expectSuccess(res, `repoctl restore ${args.join(' ')}`);
+  const result = JSON.parse(res.stdout) as RestoreResult;
+  if (process.env.PGREPO_TEST_VERBOSE === '1') console.log(`[restore ${args.join(' ')}] ${JSON.stringify(result)}`);
+  return result;
+}
+
+async function rows(c: Cluster): Promise<string[]> {
+  return (await query<{ v: string }>(c, 'select v from t order by v')).map((r) => r.v);
+}
+
+async function waitPromoted(c: Cluster): Promise<void> {
+  await waitUntil('recovery to finish', async () => (await query<{ r: boolean }>(c, 'select pg_is_in_recovery() as r'))[0].r === false, { timeoutMs: 90_000, intervalMs: 200 });
+}
+
+async function tablespaceLocation(c: Cluster): Promise<string> {
+  const [row] = await query<{ loc: string }>(c, "select pg_tablespace_location(oid) as loc from pg_tablespace where spcname = 'ts1'");
+  return row.loc;
+}
+
+const sha1 = (file: string) => createHash('sha1').update(fs.readFileSync(file)).digest('hex');
+
+describe('restore targets, tablespace remapping, selective and delta restore', () => {
+  const fixture = useFixture();
+  const step = scenario();
+  const s: {
+    b1?: string; b2?: string; xid?: string; lsn?: string; time?: string; tsOid?: number; dropOid?: number; keepOid?: number;
+    restored?: Cluster; mapped?: string; mapAll?: string;
+  } = {};
+
+  step('a cluster with a tablespace and two databases; backup 1; an xid, an LSN and a time; backup 2', async () => {
+    const fx = fixture();
+    const c = fx.cluster1;
+    const tsDir = await fx.newDir('ts1');
+    await query(c, `create tablespace ts1 location '${tsDir}'`);
+    s.tsOid = (await query<{ oid: number }>(c, "select oid::int as oid from pg_tablespace where spcname = 'ts1'"))[0].oid;
+    await query(c, 'create table t (v text)');
+    await query(c, "create table t_ts tablespace ts1 as select 'in ts1'::text as v");
+    await query(c, 'create database keepdb');
+    await query(c, 'create database dropdb');
+    await queryDb(c, 'keepdb', 'create table k as select g from generate_series(1, 1000) g');
+    await queryDb(c, 'dropdb', 'create table d as select g, md5(g::text) as m from generate_series(1, 20000) g');
+    for (const db of ['keepdb', 'dropdb']) {
+      const [row] = await query<{ oid: number }>(c, 'select oid::int as oid from pg_database where datname = $1', [db]);
+      if (db === 'keepdb') s.keepOid = row.oid;
+      else s.dropOid = row.oid;
+    }
+    expectSuccess(await fx.repoctl(['stanza-create', '--stanza', 'main']), 'stanza-create');
+    expectSuccess(await fx.repoctl(['backup', '--stanza', 'main', '--start-fast', '--process-max', '4'], { timeoutMs: 120_000 }), 'backup 1');
+
+    const [x] = await query<{ xid: string }>(c, "insert into t values ('x1') returning txid_current()::text as xid");
+    s.xid = x.xid;
+    await query(c, "insert into t values ('x2')");
+    await query(c, "insert into t values ('l1')");
+    s.lsn = (await query<{ lsn: string }>(c, 'select pg_current_wal_lsn()::text as lsn'))[0].lsn;
+    await query(c, "insert into t values ('l2')");
+    // a time target must lie after the end of the backup it is restored from; backup times have 1 s resolution
+    const info = JSON.parse((await fx.repoctl(['info', '--stanza', 'main', '--output', 'json'])).stdout) as Array<{ backup: Array<{ label: string; timestamp: { stop: number } }> }>;
+    s.b1 = info[0].backup[0].label;
+    await sleep(Math.max(0, (info[0].backup[0].timestamp.stop + 1) * 1000 - Date.now()));
+    await query(c, "insert into t values ('t1')");
+    s.time = (await query<{ t: string }>(c, "select to_char(clock_timestamp() at time zone 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') || '+00' as t"))[0].t;
+    await query(c, "insert into t values ('t2')");
+    await waitForArchived(c, await switchWal(c));
+    expectSuccess(await fx.repoctl(['backup', '--stanza', 'main', '--start-fast', '--process-max', '4'], { timeoutMs: 120_000 }), 'backup 2');
+    await query(c, "insert into t values ('after backup 2')");
+    await waitForArchived(c, await switchWal(c));
+    const labels = fs.readdirSync(path.join(fx.repoDir, 'backup', 'main')).filter((n) => /F$/.test(n)).sort();
+    expect(labels).toHaveLength(2);
+    s.b2 = labels[1];
+  });
+
+  step('options that do not fit the type are refused before anything is touched', async () => {
+    const fx = fixture();
+    const cases: Array<[string[], RegExp]> = [
+      [['--type', 'name'], /--type name needs --target/],
+      [['--target', 'release'], /--target applies to --type time, name, xid or lsn, not --type default/],
+      [['--type', 'immediate', '--target-timeline', 'latest'], /--target-timeline applies to .* not --type immediate/],
+      [['--type', 'name', '--target', 'x', '--target-exclusive'], /--target-exclusive applies to --type time, xid or lsn/],
+      [['--target-action', 'promote'], /--target-action applies to --type immediate, time, name, xid or lsn, not --type default/],
+      [['--type', 'time', '--target', '2020-01-01 00:00:00+00'], /no backup .* ended before 2020-01-01/],
+      [['--type', 'xid', '--target', 'abc'], /not a transaction id/],
+      [['--type', 'sometime'], /--type must be default, immediate, time, name, xid, lsn, standby, preserve or none/],
+      [['--db-include', 'nosuchdb'], /nosuchdb.*no such database.*keepdb.*dropdb|nosuchdb.*no such database.*dropdb.*keepdb/],
+      [['--db-include', 'template1'], /system databases .* are always restored/],
+    ];
+    for (const [args, pattern] of cases) {
+      expectRefused(await fx.repoctl(['restore', '--stanza', 'main', '--host', 'db2', ...args]), `restore ${args.join(' ')}`, pattern);
+    }
+    expect(fs.existsSync(fx.restoreDir), 'no refused restore created the target').toBe(false);
+  });
+
+  step('--type time without --set picks backup 1 (named in the output); --tablespace-map moves ts1', async () => {
+    const fx = fixture();
+    s.mapped = path.join(await fx.newDir('mapped'), 'ts1');
+    const res = await fx.repoctl(['restore', '--stanza', 'main', '--host', 'db2', '--process-max', '4', '--type', 'time', '--target', s.time!, '--target-action', 'promote',
+      '--tablespace-map', `ts1=${s.mapped}`], { timeoutMs: 120_000 });
+    expectSuccess(res, 'restore --type time');
+    expect(res.stderr).toContain(`restoring backup ${s.b1} (the newest backup that ended before the target time`);
+    expect(res.stdout).toContain(`restore of backup ${s.b1} complete`);
+    expect(res.stdout).toContain(`recovery_target_time = '${s.time}'`);
+    expect(fs.readlinkSync(path.join(fx.restoreDir, 'pg_tblspc', String(s.tsOid)))).toBe(s.mapped);
+    expect(fs.existsSync(path.join(fx.restoreDir, 'tablespace_map')), 'links are made from the mapping, not from tablespace_map').toBe(false);
+
+    s.restored = clusterAt({ name: 'restored', dir: fx.restoreDir, port: fx.restorePort, socketDir: fx.socketDir });
+    fx.clusters.push(s.restored);
+    await startCluster(s.restored, { settings: { archive_mode: 'off' } });
+    await waitPromoted(s.restored);
+    expect(await rows(s.restored)).toEqual(['l1', 'l2', 't1', 'x1', 'x2']);
+    expect(await tablespaceLocation(s.restored)).toBe(s.mapped);
+    expect(await query(s.restored, 'select v from t_ts')).toEqual([{ v: 'in ts1' }]);
+    await stopCluster(s.restored);
+  });
+
+  step('--type xid --target-exclusive stops before the transaction; --tablespace-map-all moves ts1 again', async () => {
+    const fx = fixture();
+    s.mapAll = await fx.newDir('all-ts');
+    const r = await restore(fx, ['--delta', '--set', s.b1!, '--type', 'xid', '--target', s.xid!, '--target-exclusive', '--target-action', 'promote', '--tablespace-map-all', s.mapAll]);
+    expect(r.restore.recovery).toContain("recovery_target_inclusive = 'false'");
+    expect(fs.readlinkSync(path.join(fx.restoreDir, 'pg_tblspc', String(s.tsOid)))).toBe(path.join(s.mapAll, 'ts1'));
+    // the previous place of the tablespace is outside what this restore owns: left as it was
+    expect(fs.readdirSync(s.mapped!).some((n) => n.startsWith('PG_15_'))).toBe(true);
+    await startCluster(s.restored!, { settings: { archive_mode: 'off' } });
+    await waitPromoted(s.restored!);
+    expect(await rows(s.restored!)).toEqual([]);
+    expect(await tablespaceLocation(s.restored!)).toBe(path.join(s.mapAll, 'ts1'));
+    await stopCluster(s.restored!);
+  });
+
+  step('--type lsn without --set picks backup 1 and pauses at the target (the default action)', async () => {
+    const fx = fixture();
+    const r = await restore(fx, ['--delta', '--type', 'lsn', '--target', s.lsn!, '--tablespace-map-all', s.mapAll!]);
+    expect(r.label).toBe(s.b1);
+    await startCluster(s.restored!, { settings: { archive_mode: 'off' } });
+    await waitUntil('recovery to pause at the target', async () =>
+      (await query<{ p: string }>(s.restored!, 'select pg_get_wal_replay_pause_state() as p'))[0].p === 'paused', { timeoutMs: 90_000, intervalMs: 200 });
+    expect(await rows(s.restored!)).toEqual(['l1', 'x1', 'x2']);
+    await stopCluster(s.restored!);
+  });
+
+  step('--type xid includes the transaction; --db-include keepdb: dropdb becomes sparse zeroed files, keepdb is whole', async () => {
+    const fx = fixture();
+    const r = await restore(fx, ['--delta', '--set', s.b1!, '--type', 'xid', '--target', s.xid!, '--target-action', 'promote', '--db-include', 'keepdb', '--tablespace-map-all', s.mapAll!]);
+    expect(r.restore.files_zeroed).toBeGreaterThan(0);
+    const dropDir = path.join(fx.restoreDir, 'base', String(s.dropOid));
+    expect(fs.readFileSync(path.join(dropDir, 'PG_VERSION'), 'utf8').trim()).toBe('15');
+    const big = fs.readdirSync(dropDir).map((n) => path.join(dropDir, n)).filter((p) => fs.statSync(p).size > 65536);
+    expect(big.length, `files over 64 KiB in ${dropDir}`).toBeGreaterThan(0);
+    for (const p of big) {
+      const st = fs.statSync(p);
+      expect(st.blocks * 512, `${p} is sparse`).toBeLessThan(st.size);
+      expect(fs.readFileSync(p).every((b) => b === 0), `${p} is zeros`).toBe(true);
+    }
+    await startCluster(s.restored!, { settings: { archive_mode: 'off' } });
+    await waitPromoted(s.restored!);
+    expect(await rows(s.restored!)).toEqual(['x1']);
+    expect(await queryDb(s.restored!, 'keepdb', 'select count(*)::int as n from k')).toEqual([{ n: 1000 }]);
+    await expect(queryDb(s.restored!, 'dropdb', 'select count(*) from d')).rejects.toThrow();
+    await query(s.restored!, 'drop database dropdb');
+    await stopCluster(s.restored!);
+  });
+
+  step('delta onto a directory with files changed, deleted and added: only those are fetched, extras removed', async () => {
+    const fx = fixture();
+    const c = fx.cluster1;
+    // the restored cluster of the last step, brought back to backup 1 (a delta restore too)
+    const d = fx.restoreDir;
+    const dTs = s.mapAll!;
+    const common = ['--set', s.b1!, '--tablespace-map-all', dTs];
+    await restore(fx, ['--delta', ...common]);
+
+    const kFile = `base/${s.keepOid}/${(await queryDb<{ f: string }>(c, 'keepdb', "select pg_relation_filenode('k')::text as f"))[0].f}`;
+    const dFile = `base/${s.dropOid}/${(await queryDb<{ f: string }>(c, 'dropdb', "select pg_relation_filenode('d')::text as f"))[0].f}`;
+    expect(fs.statSync(path.join(d, kFile)).size, kFile).toBeGreaterThan(100);
+    const changed = ['postgresql.conf', kFile];
+    const deleted = ['PG_VERSION', dFile];
+    const original = new Map([...changed, ...deleted].map((f) => [f, sha1(path.join(d, f))]));
+    fs.appendFileSync(path.join(d, 'postgresql.conf'), '\n# changed behind the restore\n');
+    const flip = (f: string) => {
+      const p = path.join(d, f);
+      const st = fs.statSync(p);
+      const fd = fs.openSync(p, 'r+');
+      const b = Buffer.alloc(1);
+      fs.readSync(fd, b, 0, 1, 100);
+      b[0] ^= 0xff;
+      fs.writeSync(fd, b, 0, 1, 100);
+      fs.closeSync(fd);
+      fs.utimesSync(p, st.atime, st.mtime); // same size, same mtime: only a checksum sees it
+    };
+    flip(kFile);
+    for (const f of deleted) fs.rmSync(path.join(d, f));
+    const outside = await fx.newDir('outside');
+    fs.writeFileSync(path.join(outside, 'precious'), 'keep me\n');
+    const tsVersionDir = path.join(dTs, 'ts1', fs.readdirSync(path.join(dTs, 'ts1')).find((n) => n.startsWith('PG_15_'))!);
+    fs.writeFileSync(path.join(d, 'stray-file'), 'x');
+    fs.mkdirSync(path.join(d, 'base', 'stray-dir'));
+    fs.writeFileSync(path.join(d, 'base', 'stray-dir', 'junk'), 'x');
+    fs.symlinkSync(outside, path.join(d, 'stray-link'));
+    fs.writeFileSync(path.join(tsVersionDir, 'stray'), 'x');
+    fs.writeFileSync(path.join(dTs, 'ts1', 'not-ours'), 'another version or program may keep files here\n');
+    for (const p of [path.join(d, 'stray-file'), path.join(d, 'base', 'stray-dir'), path.join(tsVersionDir, 'stray'), path.join(dTs, 'ts1', 'not-ours')]) await chownToPostgres(p, true);
+
+    const agent = await fx.startAgent2({ logLevel: 'debug' });
+    const fetchedSince = (mark: number) => agent.findLogs('file fetched', mark).map((e) => String(e.file)).sort();
+    // pg_control is removed first by every delta (so a half-done restore cannot start) and postgresql.auto.conf
+    // holds the first restore's recovery settings: both are fetched every time
+    const always = ['pg_data/global/pg_control', 'pg_data/postgresql.auto.conf'];
+
+    let mark = agent.mark();
+    const r = await restore(fx, ['--delta', ...common]);
+    expect(fetchedSince(mark)).toEqual([...changed, ...deleted].map((f) => `pg_data/${f}`).concat(always).sort());
+    expect(r.restore.files_fetched).toBe(6);
+    expect(r.restore.files_checked).toBe(r.files - deleted.length - 1);
+    // the four strays, and the first restore's recovery.signal (written again afterwards)
+    expect(r.restore.removed).toBe(5);
+    for (const [f, sum] of original) expect(sha1(path.join(d, f)), f).toBe(sum);
+    for (const gone of ['stray-file', 'base/stray-dir', 'stray-link']) expect(fs.existsSync(path.join(d, gone)), gone).toBe(false);
+    expect(fs.existsSync(path.join(tsVersionDir, 'stray'))).toBe(false);
+    expect(fs.readFileSync(path.join(outside, 'precious'), 'utf8')).toBe('keep me\n');
+    expect(fs.existsSync(path.join(dTs, 'ts1', 'not-ours'))).toBe(true);
+
+    // --force trusts size and time: a same-size, same-mtime change goes unseen; a checksum delta finds it
+    flip(kFile);
+    mark = agent.mark();
+    const forced = await restore(fx, ['--delta', '--force', ...common]);
+    expect(forced.restore.mode).toBe('delta (size and time)');
+    expect(fetchedSince(mark)).toEqual(always);
+    expect(sha1(path.join(d, kFile))).not.toBe(original.get(kFile));
+    mark = agent.mark();
+    await restore(fx, ['--delta', ...common]);
+    expect(fetchedSince(mark)).toEqual([`pg_data/${kFile}`, ...always].sort());
+    expect(sha1(path.join(d, kFile))).toBe(original.get(kFile));
+
+    // --type standby writes standby.signal instead of recovery.signal
+    await restore(fx, ['--delta', '--type', 'standby', ...common]);
+    expect(fs.existsSync(path.join(d, 'standby.signal'))).toBe(true);
+    expect(fs.existsSync(path.join(d, 'recovery.signal'))).toBe(false);
+    // --type preserve keeps the recovery files found in the target as they are: not fetched, not rewritten
+    const autoConf = fs.readFileSync(path.join(d, 'postgresql.auto.conf'), 'utf8');
+    expect(autoConf).toMatch(/^restore_command = /m);
+    mark = agent.mark();
+    const preserved = await restore(fx, ['--delta', '--type', 'preserve', ...common]);
+    expect(preserved.restore.recovery).toMatch(/kept/);
+    expect(fetchedSince(mark)).toEqual(['pg_data/global/pg_control']);
+    expect(fs.readFileSync(path.join(d, 'postgresql.auto.conf'), 'utf8')).toBe(autoConf);
+    expect(fs.existsSync(path.join(d, 'standby.signal'))).toBe(true);
+  });
+});
