@@ -12,7 +12,7 @@ import type { AgentContext } from '../context';
 import { dataStream } from '../transfer/download';
 import { forEachLimited, ProgressReporter } from '../../shared/progress';
 import { syncDirectory } from '../../shared/fs-sync';
-import { assertNotRunning, prepareEmptyDirectory } from './target';
+import { assertDataDirectoryOrEmpty, assertNotRunning, prepareEmptyDirectory } from './target';
 import { writeRecoveryConfig } from './recovery-config';
 import { RestoreLayout, tablespaceTargets } from './layout';
 import { cleanTree, type ManifestIndex } from './clean';
@@ -98,6 +98,7 @@ export async function runRestoreJob(ctx: AgentContext, job: RestoreJob__Output, 
     recovery: describeRecovery(recovery), mode: describeMode(job),
   };
   if (job.delta || job.force) {
+    assertDataDirectoryOrEmpty(pgData);
     // first, so that if this restore stops half-way PostgreSQL cannot start on a mix of old and new files
     await fsp.rm(path.join(pgData, 'global', 'pg_control'), { force: true });
     const index: ManifestIndex = { files: new Set(files.map((f) => f.name)), paths: new Set(view.first.paths.map((p) => p.name)), links };

@@ -44,3 +44,20 @@ export function prepareEmptyDirectory(dir: string, what: string, ignore: Readonl
     throw new UserError(`${what} ${dir} is not empty (${entries.length} entries, e.g. ${entries.slice(0, 3).join(', ')}): restore into an empty directory, move its contents away first, or use --delta to restore over it (files that match the backup are kept, everything else in it is replaced or removed)`, 'NOT_EMPTY');
   }
 }
+
+/**
+ * --delta and --force remove what the backup lacks: only in a directory that is a PostgreSQL data directory
+ * (has PG_VERSION), so a mistyped --pg-path cannot empty some other directory (pgBackRest's check too).
+ * A missing or empty directory is fine.
+ */
+export function assertDataDirectoryOrEmpty(dir: string): void {
+  let entries: string[];
+  try {
+    entries = fs.readdirSync(dir);
+  } catch {
+    return;
+  }
+  if (entries.length > 0 && !entries.includes('PG_VERSION')) {
+    throw new UserError(`--delta/--force: ${dir} is not empty and has no PG_VERSION, so it does not look like a PostgreSQL data directory; refusing to replace its contents (check --pg-path, or restore into an empty directory)`, 'NOT_PGDATA');
+  }
+}

@@ -11,21 +11,12 @@ import { describe, expect } from 'vitest';
 import { expectRefused, expectSuccess } from '../harness/expect';
 import { useFixture, type Fixture } from '../harness/fixture';
 import { query, startCluster, stopCluster, switchWal, waitForArchived, type Cluster } from '../harness/pg';
+import { restoreWith, type RestoreResult } from '../harness/restore';
 import { scenario } from '../harness/scenario';
 import { waitUntil } from '../harness/system';
 
-interface RestoreResult {
-  label: string;
-  files: number;
-  restore: { files_fetched: number; files_checked: number; files_matched: number; removed: number; mode: string; recovery: string };
-}
-
-async function restoreInPlace(fx: Fixture, args: string[]): Promise<RestoreResult> {
-  const res = await fx.repoctl(['restore', '--stanza', 'main', '--host', 'db1', '--output', 'json', ...args], { timeoutMs: 120_000 });
-  expectSuccess(res, `repoctl restore ${args.join(' ')}`);
-  const result = JSON.parse(res.stdout) as RestoreResult;
-  if (process.env.PGREPO_TEST_VERBOSE === '1') console.log(`[restore ${args.join(' ')}] ${JSON.stringify(result)}`);
-  return result;
+function restoreInPlace(fx: Fixture, args: string[]): Promise<RestoreResult> {
+  return restoreWith(fx, 'db1', args);
 }
 
 /** Uncommented settings of postgresql.auto.conf: name → values, in order. */
@@ -44,6 +35,13 @@ async function startAndFinishRecovery(c: Cluster): Promise<void> {
     const [r] = await query<{ rec: boolean }>(c, 'select pg_is_in_recovery() as rec');
     return r.rec === false;
   }, { timeoutMs: 90_000, intervalMs: 200 });
+}
+
+/** Starts the cluster, lets recovery finish, and checks the message it reached and the timeline it promoted to. */
+async function expectRecoveredTo(c: Cluster, text: string, tli: number): Promise<void> {
+  await startAndFinishRecovery(c);
+  expect(await message(c)).toEqual([text]);
+  expect(await timeline(c)).toBe(tli);
 }
 
 async function message(c: Cluster): Promise<string[]> {
@@ -103,9 +101,7 @@ describe('point-in-time recovery in place: pgBackRest\'s release demo', () => {
     expect(settings.get('recovery_target_name')).toEqual(["'release'"]);
     expect(settings.get('recovery_target_action')).toEqual(["'promote'"]);
 
-    await startAndFinishRecovery(c);
-    expect(await message(c)).toEqual(['before release']);
-    expect(await timeline(c)).toBe(2);
+    await expectRecoveredTo(c, 'before release', 2);
   });
 
   step('"important update" on timeline 2, then a delta restore along timeline 1: "after release" is back', async () => {
@@ -123,9 +119,7 @@ describe('point-in-time recovery in place: pgBackRest\'s release demo', () => {
     expect(settings.has('recovery_target_name'), 'the earlier restore\'s target is gone').toBe(false);
     expect(settings.has('recovery_target_action')).toBe(false);
 
-    await startAndFinishRecovery(c);
-    expect(await message(c)).toEqual(['after release']);
-    expect(await timeline(c)).toBe(3);
+    await expectRecoveredTo(c, 'after release', 3);
   });
 
   step('a delta restore along timeline 2: "important update" is found again', async () => {
@@ -136,8 +130,6 @@ describe('point-in-time recovery in place: pgBackRest\'s release demo', () => {
     expect(r.restore.mode).toBe('delta (size and time)');
     expect(activeSettings(c.dir).get('recovery_target_timeline')).toEqual(["'2'"]);
 
-    await startAndFinishRecovery(c);
-    expect(await message(c)).toEqual(['important update']);
-    expect(await timeline(c)).toBe(4);
+    await expectRecoveredTo(c, 'important update', 4);
   });
 });

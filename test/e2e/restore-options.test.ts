@@ -12,21 +12,12 @@ import { describe, expect } from 'vitest';
 import { expectRefused, expectSuccess } from '../harness/expect';
 import { useFixture, type Fixture } from '../harness/fixture';
 import { clusterAt, query, queryDb, startCluster, stopCluster, switchWal, waitForArchived, type Cluster } from '../harness/pg';
+import { restoreWith, type RestoreResult } from '../harness/restore';
 import { scenario } from '../harness/scenario';
 import { chownToPostgres, sleep, waitUntil } from '../harness/system';
 
-interface RestoreResult {
-  label: string;
-  files: number;
-  restore: { files_fetched: number; files_checked: number; files_matched: number; files_zeroed: number; removed: number; mode: string; recovery: string };
-}
-
-async function restore(fx: Fixture, args: string[]): Promise<RestoreResult> {
-  const res = await fx.repoctl(['restore', '--stanza', 'main', '--host', 'db2', '--output', 'json', '--process-max', '4', ...args], { timeoutMs: 120_000 });
-  expectSuccess(res, `repoctl restore ${args.join(' ')}`);
-  const result = JSON.parse(res.stdout) as RestoreResult;
-  if (process.env.PGREPO_TEST_VERBOSE === '1') console.log(`[restore ${args.join(' ')}] ${JSON.stringify(result)}`);
-  return result;
+function restore(fx: Fixture, args: string[]): Promise<RestoreResult> {
+  return restoreWith(fx, 'db2', ['--process-max', '4', ...args]);
 }
 
 async function rows(c: Cluster): Promise<string[]> {
@@ -60,8 +51,8 @@ describe('restore targets, tablespace remapping, selective and delta restore', (
     s.tsOid = (await query<{ oid: number }>(c, "select oid::int as oid from pg_tablespace where spcname = 'ts1'"))[0].oid;
     await query(c, 'create table t (v text)');
     await query(c, "create table t_ts tablespace ts1 as select 'in ts1'::text as v");
-    await query(c, 'create database keepdb');
-    await query(c, 'create database dropdb');
+    await query(c, 'create database keepdb strategy file_copy');
+    await query(c, 'create database dropdb strategy file_copy');
     await queryDb(c, 'keepdb', 'create table k as select g from generate_series(1, 1000) g');
     await queryDb(c, 'dropdb', 'create table d as select g, md5(g::text) as m from generate_series(1, 20000) g');
     for (const db of ['keepdb', 'dropdb']) {
@@ -112,6 +103,11 @@ describe('restore targets, tablespace remapping, selective and delta restore', (
       expectRefused(await fx.repoctl(['restore', '--stanza', 'main', '--host', 'db2', ...args]), `restore ${args.join(' ')}`, pattern);
     }
     expect(fs.existsSync(fx.restoreDir), 'no refused restore created the target').toBe(false);
+    // --delta removes what the backup lacks: never in a directory that is not a data directory
+    const notPgData = await fx.newDir('not-pgdata');
+    fs.writeFileSync(path.join(notPgData, 'keep.txt'), 'precious\n');
+    expectRefused(await fx.repoctl(['restore', '--stanza', 'main', '--host', 'db2', '--delta', '--pg-path', notPgData]), 'delta restore into a directory that is not a data directory', /no PG_VERSION/);
+    expect(fs.readdirSync(notPgData)).toEqual(['keep.txt']);
   });
 
   step('--type time without --set picks backup 1 (named in the output); --tablespace-map moves ts1', async () => {
@@ -197,7 +193,7 @@ describe('restore targets, tablespace remapping, selective and delta restore', (
     const dFile = `base/${s.dropOid}/${(await queryDb<{ f: string }>(c, 'dropdb', "select pg_relation_filenode('d')::text as f"))[0].f}`;
     expect(fs.statSync(path.join(d, kFile)).size, kFile).toBeGreaterThan(100);
     const changed = ['postgresql.conf', kFile];
-    const deleted = ['PG_VERSION', dFile];
+    const deleted = ['base/1/PG_VERSION', dFile];
     const original = new Map([...changed, ...deleted].map((f) => [f, sha1(path.join(d, f))]));
     fs.appendFileSync(path.join(d, 'postgresql.conf'), '\n# changed behind the restore\n');
     const flip = (f: string) => {
