@@ -70,6 +70,33 @@ async function buildPaths(view: ManifestView, layout: RestoreLayout, links: Read
   }
 }
 
+/** Restore files the backup does not need here: the tablespace_map, and a postgresql.auto.conf --type preserve keeps. */
+function filesToRestore(view: ManifestView, kept: ReadonlySet<string>): ManifestFile__Output[] {
+  return view.files.filter((f) => f.name !== TABLESPACE_MAP && !(kept.has(AUTO_CONF) && f.name === `pg_data/${AUTO_CONF}`));
+}
+
+/**
+ * Makes the target ready for the files: with --delta/--force, removes what the backup lacks (and pg_control first,
+ * so that a restore stopped half-way leaves a mix PostgreSQL refuses to start); else it must be empty. Returns
+ * how many entries were removed.
+ */
+async function prepareTarget(job: RestoreJob__Output, view: ManifestView, layout: RestoreLayout, files: ManifestFile__Output[],
+  links: ReadonlyMap<string, string>, kept: ReadonlySet<string>, log: AgentContext['log']): Promise<number> {
+  if (!job.delta && !job.force) {
+    prepareEmptyDirectory(layout.pgData, 'restore target', kept);
+    for (const [oid, dir] of layout.tablespaces) prepareEmptyDirectory(path.join(dir, layout.tablespaceId), `tablespace ${oid} directory`);
+    return 0;
+  }
+  assertDataDirectoryOrEmpty(layout.pgData);
+  await fsp.rm(path.join(layout.pgData, 'global', 'pg_control'), { force: true });
+  const index: ManifestIndex = { files: new Set(files.map((f) => f.name)), paths: new Set(view.first.paths.map((p) => p.name)), links };
+  let removed = 0;
+  for (const tree of layout.ownedTrees()) {
+    removed += await cleanTree(tree, index, tree.name === 'pg_data' ? kept : new Set(), (p, what) => log.debug({ path: p }, `removed ${what} the backup does not have`));
+  }
+  return removed;
+}
+
 /**
  * A restore job: the manifest from the server, then the target made to hold exactly the backup: into an empty
  * directory, or over an existing one with --delta (matching files kept, the rest fetched, extras removed) or
@@ -90,25 +117,13 @@ export async function runRestoreJob(ctx: AgentContext, job: RestoreJob__Output, 
   if (recovery.type === 'preserve' && !kept.has(AUTO_CONF)) {
     reply({ warning: `--type preserve: ${path.join(pgData, AUTO_CONF)} does not exist, so the backup's copy is restored unchanged` });
   }
-  const files = view.files.filter((f) => f.name !== TABLESPACE_MAP && !(kept.has(AUTO_CONF) && f.name === `pg_data/${AUTO_CONF}`));
+  const files = filesToRestore(view, kept);
   const links = new Map(view.first.links.map((l) => [l.name, l.tablespace_oid > 0 ? tablespaces.get(l.tablespace_oid)! : l.destination]));
-
   const summary: RestoreSummary__Output = {
-    files_fetched: 0, bytes_fetched: 0, files_checked: 0, files_matched: 0, bytes_matched: 0, files_zeroed: 0, removed: 0,
+    files_fetched: 0, bytes_fetched: 0, files_checked: 0, files_matched: 0, bytes_matched: 0, files_zeroed: 0,
+    removed: await prepareTarget(job, view, layout, files, links, kept, log),
     recovery: describeRecovery(recovery), mode: describeMode(job),
   };
-  if (job.delta || job.force) {
-    assertDataDirectoryOrEmpty(pgData);
-    // first, so that if this restore stops half-way PostgreSQL cannot start on a mix of old and new files
-    await fsp.rm(path.join(pgData, 'global', 'pg_control'), { force: true });
-    const index: ManifestIndex = { files: new Set(files.map((f) => f.name)), paths: new Set(view.first.paths.map((p) => p.name)), links };
-    for (const tree of layout.ownedTrees()) {
-      summary.removed += await cleanTree(tree, index, tree.name === 'pg_data' ? kept : new Set(), (p, what) => log.debug({ path: p }, `removed ${what} the backup does not have`));
-    }
-  } else {
-    prepareEmptyDirectory(pgData, 'restore target', kept);
-    for (const [oid, dir] of tablespaces) prepareEmptyDirectory(path.join(dir, layout.tablespaceId), `tablespace ${oid} directory`);
-  }
   await buildPaths(view, layout, links);
 
   const zeroed = zeroedFileFilter(job.zero_db_oid);
