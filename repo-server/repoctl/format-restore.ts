@@ -10,7 +10,7 @@ export function describeRestore(r: OperationResult__Output): string {
     if (s.files_checked > 0 || s.mode.startsWith('delta')) parts.push(`${s.files_checked} checked, ${s.files_matched} matched (${formatBytes(Number(s.bytes_matched))})`);
     if (s.files_zeroed > 0) parts.push(`${s.files_zeroed} zeroed`);
     if (s.removed > 0 || s.mode !== 'empty') parts.push(`${s.removed} removed`);
-    lines.push(`  files: ${parts.join(', ')} [${s.mode}]`);
+    lines.push(`  files: ${parts.join(', ')} [${s.mode === 'empty' ? 'into an empty directory' : s.mode}]`);
     lines.push(`  recovery: ${s.recovery}`);
   }
   lines.push('start PostgreSQL there to recover');
