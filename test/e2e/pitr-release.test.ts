@@ -10,10 +10,9 @@ import path from 'node:path';
 import { describe, expect } from 'vitest';
 import { expectRefused, expectSuccess } from '../harness/expect';
 import { useFixture, type Fixture } from '../harness/fixture';
-import { query, startCluster, stopCluster, switchWal, waitForArchived, type Cluster } from '../harness/pg';
-import { restoreWith, type RestoreResult } from '../harness/restore';
+import { query, stopCluster, switchWal, waitForArchived, type Cluster } from '../harness/pg';
+import { restoreWith, startAndFinishRecovery, type RestoreResult } from '../harness/restore';
 import { scenario } from '../harness/scenario';
-import { waitUntil } from '../harness/system';
 
 function restoreInPlace(fx: Fixture, args: string[]): Promise<RestoreResult> {
   return restoreWith(fx, 'db1', args);
@@ -27,14 +26,6 @@ function activeSettings(pgData: string): Map<string, string[]> {
     if (m) out.set(m[1], [...(out.get(m[1]) ?? []), m[2]]);
   }
   return out;
-}
-
-async function startAndFinishRecovery(c: Cluster): Promise<void> {
-  await startCluster(c, { timeoutMs: 90_000 });
-  await waitUntil('recovery to finish (pg_is_in_recovery() = false)', async () => {
-    const [r] = await query<{ rec: boolean }>(c, 'select pg_is_in_recovery() as rec');
-    return r.rec === false;
-  }, { timeoutMs: 90_000, intervalMs: 200 });
 }
 
 /** Starts the cluster, lets recovery finish, and checks the message it reached and the timeline it promoted to. */

@@ -1,6 +1,8 @@
 /** `repoctl restore --output json` and its summary, for the restore tests. */
 import { expectSuccess } from './expect';
 import type { Fixture } from './fixture';
+import { query, startCluster, type Cluster } from './pg';
+import { waitUntil } from './system';
 
 export interface RestoreResult {
   label: string;
@@ -25,4 +27,13 @@ export async function restoreWith(fx: Fixture, host: string, args: string[]): Pr
   const result = JSON.parse(res.stdout) as RestoreResult;
   if (process.env.PGREPO_TEST_VERBOSE === '1') console.log(`[restore --host ${host} ${args.join(' ')}] ${JSON.stringify(result)}`);
   return result;
+}
+
+/** Starts a restored cluster and waits until recovery has finished (promoted). */
+export async function startAndFinishRecovery(c: Cluster, settings: Record<string, string | number> = {}): Promise<void> {
+  await startCluster(c, { settings, timeoutMs: 90_000 });
+  await waitUntil('recovery to finish (pg_is_in_recovery() = false)', async () => {
+    const [r] = await query<{ rec: boolean }>(c, 'select pg_is_in_recovery() as rec');
+    return r.rec === false;
+  }, { timeoutMs: 90_000, intervalMs: 200 });
 }

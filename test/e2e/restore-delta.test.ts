@@ -1,9 +1,8 @@
 /**
- * Restore options on one real cluster (a tablespace, two user databases, one table whose rows mark moments):
- * two full backups around a time, an xid and an LSN target; restores through agent db2 to each target (the
- * backup chosen by time/LSN without --set), tablespaces moved with --tablespace-map and --tablespace-map-all,
- * --db-include, refusals of options that do not fit, and delta restores onto a directory where files were
- * changed, deleted and added, proving from the agent's log which files were fetched.
+ * Tablespaces, selective restore and delta restore on one real cluster (a tablespace, two user databases):
+ * restores through agent db2 with --tablespace-map and --tablespace-map-all, --db-include, and delta restores onto
+ * a directory where files were changed, deleted and added, proving from the agent's log which files were fetched;
+ * --force, --type standby and --type preserve on top.
  */
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
@@ -11,21 +10,13 @@ import path from 'node:path';
 import { describe, expect } from 'vitest';
 import { expectRefused, expectSuccess } from '../harness/expect';
 import { useFixture, type Fixture } from '../harness/fixture';
-import { clusterAt, query, queryDb, startCluster, stopCluster, switchWal, waitForArchived, type Cluster } from '../harness/pg';
-import { restoreWith, type RestoreResult } from '../harness/restore';
+import { clusterAt, query, queryDb, stopCluster, type Cluster } from '../harness/pg';
+import { restoreWith, startAndFinishRecovery, type RestoreResult } from '../harness/restore';
 import { scenario } from '../harness/scenario';
-import { chownToPostgres, sleep, waitUntil } from '../harness/system';
+import { chownToPostgres } from '../harness/system';
 
 function restore(fx: Fixture, args: string[]): Promise<RestoreResult> {
   return restoreWith(fx, 'db2', ['--process-max', '4', ...args]);
-}
-
-async function rows(c: Cluster): Promise<string[]> {
-  return (await query<{ v: string }>(c, 'select v from t order by v')).map((r) => r.v);
-}
-
-async function waitPromoted(c: Cluster): Promise<void> {
-  await waitUntil('recovery to finish', async () => (await query<{ r: boolean }>(c, 'select pg_is_in_recovery() as r'))[0].r === false, { timeoutMs: 90_000, intervalMs: 200 });
 }
 
 async function tablespaceLocation(c: Cluster): Promise<string> {
@@ -34,22 +25,21 @@ async function tablespaceLocation(c: Cluster): Promise<string> {
 }
 
 const sha1 = (file: string) => createHash('sha1').update(fs.readFileSync(file)).digest('hex');
+// recovery only to the backup's consistent point: these steps are about files, not WAL
+const TO_CONSISTENCY = ['--type', 'immediate', '--target-action', 'promote'];
+const NO_ARCHIVING = { archive_mode: 'off' };
 
-describe('restore targets, tablespace remapping, selective and delta restore', () => {
+describe('tablespace remapping, selective and delta restore', () => {
   const fixture = useFixture();
   const step = scenario();
-  const s: {
-    b1?: string; b2?: string; xid?: string; lsn?: string; time?: string; tsOid?: number; dropOid?: number; keepOid?: number;
-    restored?: Cluster; mapped?: string; mapAll?: string;
-  } = {};
+  const s: { tsOid?: number; dropOid?: number; keepOid?: number; restored?: Cluster; mapped?: string; mapAll?: string } = {};
 
-  step('a cluster with a tablespace and two databases; backup 1; an xid, an LSN and a time; backup 2', async () => {
+  step('a cluster with a tablespace and two databases, and a full backup', async () => {
     const fx = fixture();
     const c = fx.cluster1;
     const tsDir = await fx.newDir('ts1');
     await query(c, `create tablespace ts1 location '${tsDir}'`);
     s.tsOid = (await query<{ oid: number }>(c, "select oid::int as oid from pg_tablespace where spcname = 'ts1'"))[0].oid;
-    await query(c, 'create table t (v text)');
     await query(c, "create table t_ts tablespace ts1 as select 'in ts1'::text as v");
     await query(c, 'create database keepdb strategy file_copy');
     await query(c, 'create database dropdb strategy file_copy');
@@ -61,107 +51,39 @@ describe('restore targets, tablespace remapping, selective and delta restore', (
       else s.dropOid = row.oid;
     }
     expectSuccess(await fx.repoctl(['stanza-create', '--stanza', 'main']), 'stanza-create');
-    expectSuccess(await fx.repoctl(['backup', '--stanza', 'main', '--start-fast', '--process-max', '4'], { timeoutMs: 120_000 }), 'backup 1');
-
-    const [x] = await query<{ xid: string }>(c, "insert into t values ('x1') returning txid_current()::text as xid");
-    s.xid = x.xid;
-    await query(c, "insert into t values ('x2')");
-    await query(c, "insert into t values ('l1')");
-    s.lsn = (await query<{ lsn: string }>(c, 'select pg_current_wal_lsn()::text as lsn'))[0].lsn;
-    await query(c, "insert into t values ('l2')");
-    // a time target must lie after the end of the backup it is restored from; backup times have 1 s resolution
-    const info = JSON.parse((await fx.repoctl(['info', '--stanza', 'main', '--output', 'json'])).stdout) as Array<{ backup: Array<{ label: string; timestamp: { stop: number } }> }>;
-    s.b1 = info[0].backup[0].label;
-    await sleep(Math.max(0, (info[0].backup[0].timestamp.stop + 1) * 1000 - Date.now()));
-    await query(c, "insert into t values ('t1')");
-    s.time = (await query<{ t: string }>(c, "select to_char(clock_timestamp() at time zone 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') || '+00' as t"))[0].t;
-    await query(c, "insert into t values ('t2')");
-    await waitForArchived(c, await switchWal(c));
-    expectSuccess(await fx.repoctl(['backup', '--stanza', 'main', '--start-fast', '--process-max', '4'], { timeoutMs: 120_000 }), 'backup 2');
-    await query(c, "insert into t values ('after backup 2')");
-    await waitForArchived(c, await switchWal(c));
-    const labels = fs.readdirSync(path.join(fx.repoDir, 'backup', 'main')).filter((n) => /F$/.test(n)).sort();
-    expect(labels).toHaveLength(2);
-    s.b2 = labels[1];
+    expectSuccess(await fx.repoctl(['backup', '--stanza', 'main', '--start-fast', '--process-max', '4'], { timeoutMs: 120_000 }), 'backup');
   });
 
-  step('options that do not fit the type are refused before anything is touched', async () => {
+  step('--db-include of a database the backup lacks, or of a system database, is refused', async () => {
     const fx = fixture();
-    const cases: Array<[string[], RegExp]> = [
-      [['--type', 'name'], /--type name needs --target/],
-      [['--target', 'release'], /--target applies to --type time, name, xid or lsn, not --type default/],
-      [['--type', 'immediate', '--target-timeline', 'latest'], /--target-timeline applies to .* not --type immediate/],
-      [['--type', 'name', '--target', 'x', '--target-exclusive'], /--target-exclusive applies to --type time, xid or lsn/],
-      [['--target-action', 'promote'], /--target-action applies to --type immediate, time, name, xid or lsn, not --type default/],
-      [['--type', 'time', '--target', '2020-01-01 00:00:00+00'], /no backup .* ended before 2020-01-01/],
-      [['--type', 'xid', '--target', 'abc'], /not a transaction id/],
-      [['--type', 'sometime'], /--type must be default, immediate, time, name, xid, lsn, standby, preserve or none/],
-      [['--db-include', 'nosuchdb'], /nosuchdb.*no such database.*keepdb.*dropdb|nosuchdb.*no such database.*dropdb.*keepdb/],
-      [['--db-include', 'template1'], /system databases .* are always restored/],
-    ];
-    for (const [args, pattern] of cases) {
-      expectRefused(await fx.repoctl(['restore', '--stanza', 'main', '--host', 'db2', ...args]), `restore ${args.join(' ')}`, pattern);
-    }
+    expectRefused(await fx.repoctl(['restore', '--stanza', 'main', '--host', 'db2', '--db-include', 'nosuchdb']), 'restore --db-include nosuchdb',
+      /--db-include nosuchdb: backup \S+ has no such database \(its user databases: dropdb \(\d+\), keepdb \(\d+\)\)/);
+    expectRefused(await fx.repoctl(['restore', '--stanza', 'main', '--host', 'db2', '--db-include', 'template1']), 'restore --db-include template1', /system databases .* are always restored/);
     expect(fs.existsSync(fx.restoreDir), 'no refused restore created the target').toBe(false);
-    // --delta removes what the backup lacks: never in a directory that is not a data directory
-    const notPgData = await fx.newDir('not-pgdata');
-    fs.writeFileSync(path.join(notPgData, 'keep.txt'), 'precious\n');
-    expectRefused(await fx.repoctl(['restore', '--stanza', 'main', '--host', 'db2', '--delta', '--pg-path', notPgData]), 'delta restore into a directory that is not a data directory', /no PG_VERSION/);
-    expect(fs.readdirSync(notPgData)).toEqual(['keep.txt']);
   });
 
-  step('--type time without --set picks backup 1 (named in the output); --tablespace-map moves ts1', async () => {
+  step('--tablespace-map moves ts1; the links point there and tablespace_map is not restored', async () => {
     const fx = fixture();
     s.mapped = path.join(await fx.newDir('mapped'), 'ts1');
-    const res = await fx.repoctl(['restore', '--stanza', 'main', '--host', 'db2', '--process-max', '4', '--type', 'time', '--target', s.time!, '--target-action', 'promote',
-      '--tablespace-map', `ts1=${s.mapped}`], { timeoutMs: 120_000 });
-    expectSuccess(res, 'restore --type time');
-    expect(res.stderr).toContain(`restoring backup ${s.b1} (the newest backup that ended before the target time`);
-    expect(res.stdout).toContain(`restore of backup ${s.b1} complete`);
-    expect(res.stdout).toContain(`recovery_target_time = '${s.time}'`);
+    await restore(fx, [...TO_CONSISTENCY, '--tablespace-map', `ts1=${s.mapped}`]);
     expect(fs.readlinkSync(path.join(fx.restoreDir, 'pg_tblspc', String(s.tsOid)))).toBe(s.mapped);
     expect(fs.existsSync(path.join(fx.restoreDir, 'tablespace_map')), 'links are made from the mapping, not from tablespace_map').toBe(false);
-
     s.restored = clusterAt({ name: 'restored', dir: fx.restoreDir, port: fx.restorePort, socketDir: fx.socketDir });
     fx.clusters.push(s.restored);
-    await startCluster(s.restored, { settings: { archive_mode: 'off' } });
-    await waitPromoted(s.restored);
-    expect(await rows(s.restored)).toEqual(['l1', 'l2', 't1', 'x1', 'x2']);
+    await startAndFinishRecovery(s.restored, NO_ARCHIVING);
     expect(await tablespaceLocation(s.restored)).toBe(s.mapped);
     expect(await query(s.restored, 'select v from t_ts')).toEqual([{ v: 'in ts1' }]);
     await stopCluster(s.restored);
   });
 
-  step('--type xid --target-exclusive stops before the transaction; --tablespace-map-all moves ts1 again', async () => {
+  step('--db-include keepdb with --tablespace-map-all: dropdb becomes sparse zeroed files, keepdb is whole', async () => {
     const fx = fixture();
     s.mapAll = await fx.newDir('all-ts');
-    const r = await restore(fx, ['--delta', '--set', s.b1!, '--type', 'xid', '--target', s.xid!, '--target-exclusive', '--target-action', 'promote', '--tablespace-map-all', s.mapAll]);
-    expect(r.restore.recovery).toContain("recovery_target_inclusive = 'false'");
-    expect(fs.readlinkSync(path.join(fx.restoreDir, 'pg_tblspc', String(s.tsOid)))).toBe(path.join(s.mapAll, 'ts1'));
-    // the previous place of the tablespace is outside what this restore owns: left as it was
-    expect(fs.readdirSync(s.mapped!).some((n) => n.startsWith('PG_15_'))).toBe(true);
-    await startCluster(s.restored!, { settings: { archive_mode: 'off' } });
-    await waitPromoted(s.restored!);
-    expect(await rows(s.restored!)).toEqual([]);
-    expect(await tablespaceLocation(s.restored!)).toBe(path.join(s.mapAll, 'ts1'));
-    await stopCluster(s.restored!);
-  });
-
-  step('--type lsn without --set picks backup 1 and pauses at the target (the default action)', async () => {
-    const fx = fixture();
-    const r = await restore(fx, ['--delta', '--type', 'lsn', '--target', s.lsn!, '--tablespace-map-all', s.mapAll!]);
-    expect(r.label).toBe(s.b1);
-    await startCluster(s.restored!, { settings: { archive_mode: 'off' } });
-    await waitUntil('recovery to pause at the target', async () =>
-      (await query<{ p: string }>(s.restored!, 'select pg_get_wal_replay_pause_state() as p'))[0].p === 'paused', { timeoutMs: 90_000, intervalMs: 200 });
-    expect(await rows(s.restored!)).toEqual(['l1', 'x1', 'x2']);
-    await stopCluster(s.restored!);
-  });
-
-  step('--type xid includes the transaction; --db-include keepdb: dropdb becomes sparse zeroed files, keepdb is whole', async () => {
-    const fx = fixture();
-    const r = await restore(fx, ['--delta', '--set', s.b1!, '--type', 'xid', '--target', s.xid!, '--target-action', 'promote', '--db-include', 'keepdb', '--tablespace-map-all', s.mapAll!]);
+    const r = await restore(fx, ['--delta', ...TO_CONSISTENCY, '--db-include', 'keepdb', '--tablespace-map-all', s.mapAll]);
     expect(r.restore.files_zeroed).toBeGreaterThan(0);
+    expect(fs.readlinkSync(path.join(fx.restoreDir, 'pg_tblspc', String(s.tsOid)))).toBe(path.join(s.mapAll, 'ts1'));
+    // the tablespace's previous place is outside what this restore owns: left as it was
+    expect(fs.readdirSync(s.mapped!).some((n) => n.startsWith('PG_15_'))).toBe(true);
     const dropDir = path.join(fx.restoreDir, 'base', String(s.dropOid));
     expect(fs.readFileSync(path.join(dropDir, 'PG_VERSION'), 'utf8').trim()).toBe('15');
     const big = fs.readdirSync(dropDir).map((n) => path.join(dropDir, n)).filter((p) => fs.statSync(p).size > 65536);
@@ -171,9 +93,8 @@ describe('restore targets, tablespace remapping, selective and delta restore', (
       expect(st.blocks * 512, `${p} is sparse`).toBeLessThan(st.size);
       expect(fs.readFileSync(p).every((b) => b === 0), `${p} is zeros`).toBe(true);
     }
-    await startCluster(s.restored!, { settings: { archive_mode: 'off' } });
-    await waitPromoted(s.restored!);
-    expect(await rows(s.restored!)).toEqual(['x1']);
+    await startAndFinishRecovery(s.restored!, NO_ARCHIVING);
+    expect(await tablespaceLocation(s.restored!)).toBe(path.join(s.mapAll, 'ts1'));
     expect(await queryDb(s.restored!, 'keepdb', 'select count(*)::int as n from k')).toEqual([{ n: 1000 }]);
     await expect(queryDb(s.restored!, 'dropdb', 'select count(*) from d')).rejects.toThrow();
     await query(s.restored!, 'drop database dropdb');
@@ -183,10 +104,10 @@ describe('restore targets, tablespace remapping, selective and delta restore', (
   step('delta onto a directory with files changed, deleted and added: only those are fetched, extras removed', async () => {
     const fx = fixture();
     const c = fx.cluster1;
-    // the restored cluster of the last step, brought back to backup 1 (a delta restore too)
+    // the restored cluster of the last step, brought back to the backup (a delta restore too)
     const d = fx.restoreDir;
     const dTs = s.mapAll!;
-    const common = ['--set', s.b1!, '--tablespace-map-all', dTs];
+    const common = ['--tablespace-map-all', dTs];
     await restore(fx, ['--delta', ...common]);
 
     const kFile = `base/${s.keepOid}/${(await queryDb<{ f: string }>(c, 'keepdb', "select pg_relation_filenode('k')::text as f"))[0].f}`;
