@@ -28,7 +28,7 @@ describe('restore to a time, an xid, an LSN', () => {
   const step = scenario();
   const s: { b1?: string; b2?: string; xid?: string; lsn?: string; time?: string; restored?: Cluster } = {};
 
-  step('backup 1; an xid, an LSN and a time; backup 2', async () => {
+  step('backup 1; an xid, an LSN and a time; backup 2 (incremental)', async () => {
     const fx = fixture();
     const c = fx.cluster1;
     await query(c, 'create table t (v text)');
@@ -52,9 +52,11 @@ describe('restore to a time, an xid, an LSN', () => {
     expectSuccess(await fx.repoctl(['backup', '--stanza', 'main', '--start-fast', '--process-max', '4'], { timeoutMs: 120_000 }), 'backup 2');
     await query(c, "insert into t values ('after backup 2')");
     await waitForArchived(c, await switchWal(c));
-    const labels = fs.readdirSync(path.join(fx.repoDir, 'backup', 'main')).filter((n) => /F$/.test(n)).sort();
-    expect(labels).toHaveLength(2);
-    s.b2 = labels[1];
+    // backup 2 is an incremental on backup 1 (the default once a full exists)
+    const after = JSON.parse((await fx.repoctl(['info', '--stanza', 'main', '--output', 'json'])).stdout) as Array<{ backup: Array<{ label: string }> }>;
+    expect(after[0].backup.map((b) => b.label)[0]).toBe(s.b1);
+    expect(after[0].backup).toHaveLength(2);
+    s.b2 = after[0].backup[1].label;
   });
 
   step('options that do not fit the type are refused before anything is touched', async () => {
@@ -115,6 +117,15 @@ describe('restore to a time, an xid, an LSN', () => {
     await waitUntil('recovery to pause at the target', async () =>
       (await query<{ p: string }>(s.restored!, 'select pg_get_wal_replay_pause_state() as p'))[0].p === 'paused', { timeoutMs: 90_000, intervalMs: 200 });
     expect(await rows(s.restored!)).toEqual(['l1', 'x1', 'x2']);
+    await stopCluster(s.restored!);
+  });
+
+  step('--type immediate of the newest backup, an incremental: its set restored over the last restore', async () => {
+    const fx = fixture();
+    const r = await restore(fx, ['--delta', '--type', 'immediate', '--target-action', 'promote']);
+    expect(r.label).toBe(s.b2);
+    await startAndFinishRecovery(s.restored!, NO_ARCHIVING);
+    expect(await rows(s.restored!)).toEqual(['l1', 'l2', 't1', 't2', 'x1', 'x2']);
     await stopCluster(s.restored!);
   });
 });
