@@ -11,7 +11,7 @@ import { describe, expect } from 'vitest';
 import { expectRefused, expectSuccess } from '../harness/expect';
 import { useFixture, type Fixture } from '../harness/fixture';
 import { clusterAt, query, queryDb, stopCluster, type Cluster } from '../harness/pg';
-import { restoreWith, startAndFinishRecovery, type RestoreResult } from '../harness/restore';
+import { NO_ARCHIVING, restoreWith, startAndFinishRecovery, type RestoreResult } from '../harness/restore';
 import { scenario } from '../harness/scenario';
 import { chownToPostgres } from '../harness/system';
 
@@ -27,7 +27,6 @@ async function tablespaceLocation(c: Cluster): Promise<string> {
 const sha1 = (file: string) => createHash('sha1').update(fs.readFileSync(file)).digest('hex');
 // recovery only to the backup's consistent point: these steps are about files, not WAL
 const TO_CONSISTENCY = ['--type', 'immediate', '--target-action', 'promote'];
-const NO_ARCHIVING = { archive_mode: 'off' };
 
 describe('tablespace remapping, selective and delta restore', () => {
   const fixture = useFixture();

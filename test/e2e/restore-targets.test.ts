@@ -9,7 +9,7 @@ import { describe, expect } from 'vitest';
 import { expectRefused, expectSuccess } from '../harness/expect';
 import { useFixture, type Fixture } from '../harness/fixture';
 import { clusterAt, query, startCluster, stopCluster, switchWal, waitForArchived, type Cluster } from '../harness/pg';
-import { restoreWith, startAndFinishRecovery, type RestoreResult } from '../harness/restore';
+import { NO_ARCHIVING, restoreWith, startAndFinishRecovery, type RestoreResult } from '../harness/restore';
 import { scenario } from '../harness/scenario';
 import { sleep, waitUntil } from '../harness/system';
 
@@ -21,7 +21,6 @@ async function rows(c: Cluster): Promise<string[]> {
   return (await query<{ v: string }>(c, 'select v from t order by v')).map((r) => r.v);
 }
 
-const NO_ARCHIVING = { archive_mode: 'off' };
 
 describe('restore to a time, an xid, an LSN', () => {
   const fixture = useFixture();

@@ -37,3 +37,6 @@ export async function startAndFinishRecovery(c: Cluster, settings: Record<string
     return r.rec === false;
   }, { timeoutMs: 90_000, intervalMs: 200 });
 }
+
+/** Settings for starting a restored copy beside the original: it must not archive into the original's stanza. */
+export const NO_ARCHIVING = { archive_mode: 'off' };
