@@ -4,7 +4,8 @@ import { formatHelp, parseOptions } from '../shared/config/options';
 import { createLogger } from '../shared/log';
 import { readTlsFiles } from '../shared/tls';
 import { validateStanzaName } from '../shared/validate';
-import { parseCompressType } from '../shared/stream/compress';
+import { defaultCompressLevel, parseCompressType } from '../shared/stream/compress';
+import { checkCompressLevel } from '../shared/stream/frame-codec';
 import { UserError } from '../shared/errors';
 import { repositoryClient } from './transfer/client';
 import { startSocketServer } from './socket-server';
@@ -31,6 +32,8 @@ export async function runDaemon(argv: string[]): Promise<number | void> {
   const pgPath = path.resolve(options.requireStr('pg-path', 'the PostgreSQL data directory on this host'));
   const socketPath = path.resolve(options.str('socket')!);
   const tls = readTlsFiles(options);
+  const walCompressType = parseCompressType(options.str('compress-type')!);
+  checkCompressLevel(walCompressType, options.int('compress-level') ?? defaultCompressLevel(walCompressType));
   const ctx: AgentContext = {
     log,
     client: repositoryClient(server, tls),
@@ -38,8 +41,8 @@ export async function runDaemon(argv: string[]): Promise<number | void> {
     pgPath,
     pg: { socketPath: options.str('pg-socket-path')!, port: options.int('pg-port')!, user: options.str('pg-user') ?? os.userInfo().username, database: options.str('pg-database')! },
     socketPath,
-    walCompressType: parseCompressType(options.str('compress-type')!),
-    walCompressLevel: options.int('compress-level')!,
+    walCompressType,
+    walCompressLevel: options.int('compress-level') ?? defaultCompressLevel(walCompressType),
     archiveGetCommand: archiveGetCommand(socketPath),
     testBackupFileDelayMs: options.int('test-backup-file-delay-ms')!,
   };

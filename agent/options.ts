@@ -1,5 +1,5 @@
 import { CONFIG_OPTION, HELP_OPTION, LOG_LEVEL_OPTION, checkHostPort, tlsOptions } from '../shared/config/common-options';
-import { COMPRESS_TYPES } from '../shared/stream/compress';
+import { COMPRESS_TYPES, DEFAULT_COMPRESS_TYPE } from '../shared/stream/compress';
 import type { OptionSpec } from '../shared/config/options';
 import type { ExampleConfig } from '../shared/config/example-config';
 import { DEFAULT_SOCKET } from './socket-protocol';
@@ -19,8 +19,8 @@ export const AGENT_OPTIONS: OptionSpec[] = [
   { name: 'pg-database', type: 'string', default: 'postgres', description: 'database to connect to' },
   { name: 'socket', type: 'string', default: DEFAULT_SOCKET, description: 'unix socket that archive-push and archive-get use to reach this agent' },
   ...tlsOptions('db1.example.com'),
-  { name: 'compress-type', type: 'string', default: 'gz', choices: COMPRESS_TYPES, description: 'compression of WAL pushed to the repository' },
-  { name: 'compress-level', type: 'int', default: 6, min: 0, description: 'compression level of WAL' },
+  { name: 'compress-type', type: 'string', default: DEFAULT_COMPRESS_TYPE, choices: COMPRESS_TYPES, description: 'compression of WAL pushed to the repository' },
+  { name: 'compress-level', type: 'int', min: 0, defaultText: 'zst 3, lz4 1, gz 6', description: 'compression level of WAL' },
   { name: 'test-backup-file-delay-ms', type: 'int', default: 0, min: 0, flagOnly: true, description: 'FOR TESTS ONLY: pause this long after each file a backup sends, so a test can kill a backup half way; never set it in production' },
   LOG_LEVEL_OPTION('info'),
   HELP_OPTION,

@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
 # Installs what pgrepo's quickstart and tests need from Debian's packages, only when missing:
-# PostgreSQL 15 (server binaries under /usr/lib/postgresql/15/bin) and openssl.
+# PostgreSQL 15 (server binaries under /usr/lib/postgresql/15/bin), openssl, and the C/C++ tool
+# chain npm ci uses to build the zstd and lz4 codecs (zstd-napi, lz4) from their sources.
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 
 need=()
 [ -x /usr/lib/postgresql/15/bin/initdb ] || need+=(postgresql-15 postgresql-client-15)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
+command -v g++ >/dev/null 2>&1 || need+=(g++)
+command -v make >/dev/null 2>&1 || need+=(make)
+command -v python3 >/dev/null 2>&1 || need+=(python3)
 
 if [ "${#need[@]}" -gt 0 ]; then
   sudo=""

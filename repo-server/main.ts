@@ -5,9 +5,10 @@ import * as grpc from '@grpc/grpc-js';
 import { formatHelp, parseOptions, type Options } from '../shared/config/options';
 import { UserError } from '../shared/errors';
 import { createLogger, type Logger } from '../shared/log';
-import { CHANNEL_OPTIONS, loadProto } from '../shared/proto';
+import { CHANNEL_OPTIONS, loadProto, raiseServerFlowControl } from '../shared/proto';
 import { readTlsFiles, ServerTls } from '../shared/tls';
 import { runMain } from '../shared/cli/run-main';
+import { raiseIoThreads } from '../shared/io-threads';
 import { AuthRules, mayAccessStanza } from './auth';
 import { AgentRegistry } from './agents';
 import { PosixStorage } from './storage/posix';
@@ -99,6 +100,7 @@ function shutdown(server: grpc.Server, ctx: ServerContext, log: Logger, signal: 
 }
 
 async function main(): Promise<number | void> {
+  raiseIoThreads();
   const argv = process.argv.slice(2);
   let options = parseOptions(SERVER_OPTIONS, argv);
   if (options.bool('help')) {
@@ -134,6 +136,7 @@ async function main(): Promise<number | void> {
   if (!refused.attach(server)) log.debug('cannot watch TLS handshakes: refusals of bad client certificates will not name them');
   const metricsListen = options.str('metrics-listen');
   const metricsServer = metricsListen ? await serveMetrics(metrics, metricsListen, log) : undefined;
+  raiseServerFlowControl(server, (message) => log.warn(message));
   const host = listen.slice(0, listen.lastIndexOf(':'));
   log.info({ address: `${host}:${port}`, repoPath, rules: rules.size }, 'listening');
   // certificates expire while the server runs: look again every day

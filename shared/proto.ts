@@ -29,6 +29,9 @@ export function loadProto(): ProtoGrpcType {
   return loaded;
 }
 
+/** HTTP/2 flow-control window, per stream and per connection, on both ends. */
+export const FLOW_CONTROL_WINDOW = 16 * 1024 * 1024;
+
 // Large backups move through these channels: the HTTP/2 windows and message limits are raised
 // from grpc-js's defaults so a single channel is not throttled by flow control.
 export const CHANNEL_OPTIONS: grpc.ChannelOptions = {
@@ -37,5 +40,30 @@ export const CHANNEL_OPTIONS: grpc.ChannelOptions = {
   'grpc.keepalive_time_ms': 30_000,
   'grpc.keepalive_timeout_ms': 10_000,
   'grpc.keepalive_permit_without_calls': 1,
-  'grpc-node.flow_control_window': 16 * 1024 * 1024,
+  'grpc-node.flow_control_window': FLOW_CONTROL_WINDOW,
 };
+
+/**
+ * grpc-js applies 'grpc-node.flow_control_window' only to the connections it dials: its server
+ * keeps HTTP/2's 64 KiB windows, and an upload then waits a round trip through the server's
+ * event loop for every 64 KiB. This raises the server's windows on every connection, the way
+ * Node's http2 documentation shows (session.setLocalWindowSize on 'session'). grpc-js keeps its
+ * HTTP/2 servers in a private field; should that change, uploads still work, only slower, and we say so.
+ */
+export function raiseServerFlowControl(server: grpc.Server, warn: (message: string) => void): void {
+  const http2Servers = (server as unknown as { http2Servers?: Map<import('node:http2').Http2SecureServer, unknown> }).http2Servers;
+  if (!(http2Servers instanceof Map) || http2Servers.size === 0) {
+    warn('cannot raise the HTTP/2 flow-control windows of this grpc-js version: uploads will be slower');
+    return;
+  }
+  for (const h2 of http2Servers.keys()) {
+    h2.on('session', (session) => {
+      try {
+        session.setLocalWindowSize(FLOW_CONTROL_WINDOW);
+        session.settings({ initialWindowSize: FLOW_CONTROL_WINDOW });
+      } catch {
+        // a session that closed at once: nothing to tune
+      }
+    });
+  }
+}

@@ -13,7 +13,9 @@ import { listDataDirectory, type ListedFile } from './file-list';
 import { groupName, userName } from './owners';
 import { afterHash, planBackup, type FileAction } from './plan';
 import { fetchBaseline } from './baseline';
-import { fromDisk, fromMemory, sendFile, type PageCheck } from './send-file';
+import { fromDisk, fromMemory, sendBundle, sendFile, type PageCheck, type Sent } from './send-file';
+import { bundled, filesInFlight, largestFirst } from '../transfer/schedule';
+import { CodecPool } from '../../shared/stream/codec-pool';
 import { HashSize } from '../../shared/stream/hash-size';
 import { PAGE_SIZE, describeBlocks } from '../../shared/stream/page-checksum';
 import { parseLsn } from '../../shared/wal';
@@ -76,22 +78,30 @@ interface CopyContext {
   progress: ProgressReporter;
   warn: (message: string, detail?: Record<string, unknown>) => void;
   cancelled: () => boolean;
+  pool: CodecPool;
 }
 
-/** Sends the files that changed (checksumming first under delta), process-max at a time; returns how many had invalid pages. */
+/** What one file sent said about its pages; counts the files with invalid ones. */
+function pageReport(c: CopyContext, file: ListedFile, sent: Sent): number {
+  if (sent.pageErrors.length === 0) return 0;
+  c.warn(`invalid page checksums found in file ${file.absPath} (${file.name}) at block(s) ${describeBlocks(sent.pageErrors)}`, { file: file.name });
+  return 1;
+}
+
+/**
+ * Sends the files that changed (checksumming first under delta), largest first, several at a
+ * time, their chunks compressed by the pool's process-max workers; files under --bundle-limit
+ * that must be sent travel together in bundles. Returns how many had invalid pages.
+ */
 async function copyFiles(c: CopyContext, toRead: { file: ListedFile; action: FileAction }[]): Promise<number> {
   let pageErrorFiles = 0;
-  await forEachLimited(toRead, c.job.process_max || 1, async ({ file, action }) => {
+  const sendAlone = async ({ file, action }: { file: ListedFile; action: FileAction }) => {
     try {
       const decided = action.kind === 'hash' ? afterHash(action, await sha1Of(file.absPath)) : action;
       if (decided.kind === 'keep') {
         c.unchanged.add(file, decided);
       } else {
-        const sent = await sendFile(c.ctx, c.job, c.jobId, fromDisk(file, c.pageCheck), c.pageCheck?.lsnLimit ?? 0n);
-        if (sent.pageErrors.length > 0) {
-          pageErrorFiles++;
-          c.warn(`invalid page checksums found in file ${file.absPath} (${file.name}) at block(s) ${describeBlocks(sent.pageErrors)}`, { file: file.name });
-        }
+        pageErrorFiles += pageReport(c, file, await sendFile(c.ctx, c.job, c.jobId, fromDisk(file, c.pageCheck), c.pageCheck?.lsnLimit ?? 0n, c.pool));
       }
       c.progress.add(file.size);
       if (c.ctx.testBackupFileDelayMs > 0) await sleep(c.ctx.testBackupFileDelayMs);
@@ -100,6 +110,16 @@ async function copyFiles(c: CopyContext, toRead: { file: ListedFile; action: Fil
       if (!isGone(err)) throw err;
       c.progress.add(0);
     }
+  };
+  // under delta a file is checksummed before it is known to be sent: those go one by one
+  const items = bundled(largestFirst(toRead.map((x) => ({ ...x, size: x.file.size }))), c.job.bundle_limit, c.job.bundle_size, (x) => x.action.kind === 'copy');
+  await forEachLimited(items, filesInFlight(c.pool.size), async (item) => {
+    if (item.kind === 'file') return sendAlone(item.file);
+    const sent = await sendBundle(c.ctx, c.job, c.jobId, item.files.map((x) => fromDisk(x.file, c.pageCheck)), c.pageCheck?.lsnLimit ?? 0n, c.pool);
+    item.files.forEach((x, i) => {
+      if (sent[i]) pageErrorFiles += pageReport(c, x.file, sent[i]!);
+    });
+    c.progress.add(item.files.reduce((n, x) => n + x.file.size, 0), item.files.length);
   }, c.cancelled);
   return pageErrorFiles;
 }
@@ -112,6 +132,7 @@ async function copyFiles(c: CopyContext, toRead: { file: ListedFile; action: Fil
  */
 export async function runBackupJob(ctx: AgentContext, jobId: string, job: BackupJob__Output, reply: Reply, cancelled: () => boolean): Promise<void> {
   const client: Client = await connectPg(ctx.pg, 'pgrepo-agent backup');
+  const pool = new CodecPool(job.process_max || 1);
   const warn = (message: string, detail: Record<string, unknown> = {}) => {
     ctx.log.warn({ label: job.label, ...detail }, message);
     reply({ warning: message });
@@ -159,18 +180,19 @@ export async function runBackupJob(ctx: AgentContext, jobId: string, job: Backup
       if (action.kind === 'keep') unchanged.add(file, action);
     });
     const progress = new ProgressReporter(bytesTotal, toRead.length + 2, (p) => reply({ progress: p }));
-    const pageErrorFiles = await copyFiles({ ctx, job, jobId, pageCheck, unchanged, progress, warn, cancelled }, toRead);
+    const pageErrorFiles = await copyFiles({ ctx, job, jobId, pageCheck, unchanged, progress, warn, cancelled, pool }, toRead);
     if (cancelled()) throw new UserError('the backup was cancelled');
     unchanged.flush();
 
     const stop = await stopBackup(client, cluster.version_num!);
-    await sendFile(ctx, job, jobId, fromMemory('pg_data/backup_label', stop.labelFile, own, stop.timestamp), 0n);
-    if (stop.tablespaceMap) await sendFile(ctx, job, jobId, fromMemory('pg_data/tablespace_map', stop.tablespaceMap, own, stop.timestamp), 0n);
+    await sendFile(ctx, job, jobId, fromMemory('pg_data/backup_label', stop.labelFile, own, stop.timestamp), 0n, pool);
+    if (stop.tablespaceMap) await sendFile(ctx, job, jobId, fromMemory('pg_data/tablespace_map', stop.tablespaceMap, own, stop.timestamp), 0n, pool);
     progress.flush();
     ctx.log.info({ label: job.label, lsn: stop.lsn, wal: stop.walFile, files: list.files.length, unchanged: unchanged.files, pageErrorFiles }, 'backup stopped on PostgreSQL');
     reply({ backup_stopped: { lsn_stop: stop.lsn, wal_stop: stop.walFile, timestamp_stop: stop.timestamp } });
   } finally {
     // closing the session ends a backup that did not reach pg_backup_stop (non-exclusive mode)
     await client.end().catch(() => undefined);
+    await pool.close();
   }
 }

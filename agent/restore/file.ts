@@ -1,27 +1,23 @@
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
-import type { Readable } from 'node:stream';
 import { UserError } from '../../shared/errors';
-import { decompressStream, fileHandleSink } from '../../shared/stream/pipeline';
+import { isCodecError, type CodecPool } from '../../shared/stream/codec-pool';
+import { downloadChunks } from '../transfer/download';
 import type { ManifestFile__Output } from '../../shared/generated/pgrepo/v1/ManifestFile';
 
 const modeOf = (file: ManifestFile__Output) => parseInt(file.mode, 8);
 
-function isZlibError(err: unknown): boolean {
-  const code = (err as { code?: unknown }).code;
-  return typeof code === 'string' && /^Z_/.test(code);
-}
-
 /** Writes one file from the repository's stored bytes, proving both checksums and the size against the manifest. */
-export async function writeFetchedFile(source: Readable, file: ManifestFile__Output, label: string, dest: string): Promise<void> {
+export async function writeFetchedFile(messages: AsyncIterable<{ data?: Buffer }>, file: ManifestFile__Output, label: string, dest: string,
+  pool: CodecPool): Promise<void> {
   const handle = await fsp.open(dest, 'w', modeOf(file));
   try {
     let sums;
     try {
-      sums = await decompressStream(source, file.compress_type, fileHandleSink(handle));
+      sums = await downloadChunks(messages, file.compress_type, pool, handle);
     } catch (err) {
-      if (isZlibError(err)) throw new UserError(`file ${file.name} of backup ${label}: the repository copy cannot be decompressed (${(err as Error).message}); the repository is damaged`, 'CORRUPT');
+      if (isCodecError(err)) throw new UserError(`file ${file.name} of backup ${label}: the repository copy cannot be decompressed (${(err as Error).message}); the repository is damaged`, 'CORRUPT');
       throw err;
     }
     if (sums.stored.checksum !== file.repo_checksum && file.repo_checksum) {

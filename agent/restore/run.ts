@@ -9,7 +9,8 @@ import type { ManifestFile__Output } from '../../shared/generated/pgrepo/v1/Mani
 import type { ManifestPart__Output } from '../../shared/generated/pgrepo/v1/ManifestPart';
 import type { RestoreSummary__Output } from '../../shared/generated/pgrepo/v1/RestoreSummary';
 import type { AgentContext } from '../context';
-import { dataStream } from '../transfer/download';
+import { filesInFlight, largestFirst } from '../transfer/schedule';
+import { CodecPool } from '../../shared/stream/codec-pool';
 import { forEachLimited, ProgressReporter } from '../../shared/progress';
 import { syncDirectory } from '../../shared/fs-sync';
 import { assertDataDirectoryOrEmpty, assertNotRunning, prepareEmptyDirectory } from './target';
@@ -141,7 +142,7 @@ export async function runRestoreJob(ctx: AgentContext, job: RestoreJob__Output, 
         summary.files_matched++;
         summary.bytes_matched += file.size;
       } else {
-        await writeFetchedFile(dataStream(ctx.client.GetBackupFile({ stanza: job.stanza, label: view.label, name: file.name })), file, view.label, dest);
+        await writeFetchedFile(ctx.client.GetBackupFile({ stanza: job.stanza, label: view.label, name: file.name }), file, view.label, dest, pool);
         summary.files_fetched++;
         summary.bytes_fetched += file.size;
         log.debug({ file: file.name, size: file.size, found: state }, 'file fetched');
@@ -149,14 +150,19 @@ export async function runRestoreJob(ctx: AgentContext, job: RestoreJob__Output, 
     }
     progress.add(file.size);
   };
-  // biggest first keeps every worker busy to the end
-  const ordered = files.filter((f) => f.name !== PG_CONTROL).sort((a, b) => b.size - a.size);
-  await forEachLimited(ordered, job.process_max || 1, restoreOne, cancelled);
-  if (cancelled()) throw new UserError('the restore was cancelled');
+  // biggest first keeps every worker busy to the end; decompression runs on process-max codec threads
+  const ordered = largestFirst(files.filter((f) => f.name !== PG_CONTROL));
+  const pool = new CodecPool(job.process_max || 1);
+  try {
+    await forEachLimited(ordered, filesInFlight(pool.size), restoreOne, cancelled);
+    if (cancelled()) throw new UserError('the restore was cancelled');
 
-  writeRecoveryConfig(pgData, recovery, ctx.archiveGetCommand);
-  const control = files.find((f) => f.name === PG_CONTROL);
-  if (control) await restoreOne(control);
+    writeRecoveryConfig(pgData, recovery, ctx.archiveGetCommand);
+    const control = files.find((f) => f.name === PG_CONTROL);
+    if (control) await restoreOne(control);
+  } finally {
+    await pool.close();
+  }
   progress.flush();
   for (const p of view.first.paths) await syncDirectory(layout.localPath(p.name));
 

@@ -1,38 +1,143 @@
-import type { Readable, Transform } from 'node:stream';
+import { once } from 'node:events';
+import { Writable, type Readable } from 'node:stream';
 import type * as grpc from '@grpc/grpc-js';
-import { chunkSink, compressStream, type StoredChecksums } from '../../shared/stream/pipeline';
+import { compressStream, type StoredChecksums } from '../../shared/stream/pipeline';
+import { Digest, encodeFrames, hashed } from '../../shared/stream/parallel';
+import type { CodecPool } from '../../shared/stream/codec-pool';
 
 const CANCELLED = 1;
 
 type OpenCall<M, R> = (callback: (err: grpc.ServiceError | null, res?: R) => void) => grpc.ClientWritableStream<M>;
 
+interface UploadMessages<M> {
+  header: M;
+  toData: (chunk: Buffer) => M;
+  toTrailer: (c: StoredChecksums) => M;
+}
+
+/** How the pool compresses a file: compress-type, level, and the worker threads. */
+export interface Codec {
+  type: string;
+  level: number;
+  pool: CodecPool;
+}
+
+/** Something that looks at every original byte in order (page checksums), before the chunk moves to a worker. */
+export interface ChunkObserver {
+  update(chunk: Buffer): void;
+  /** after the last chunk */
+  finish?(): void;
+}
+
 /**
- * Sends one file as a client stream: header, compressed data chunks, trailer with the
- * checksums taken in stream. Resolves with the server's answer once it has made the file durable.
+ * One client-streaming upload: `header`, then what `body` writes (each write honours
+ * back-pressure). Resolves with the server's answer once it has made the upload durable; if the
+ * server gives up early, the body stops instead of waiting for a drain that never comes.
  */
-export async function uploadFile<M, R>(open: OpenCall<M, R>, header: M, source: Readable, compressType: string, level: number,
-  toData: (chunk: Buffer) => M, toTrailer: (c: StoredChecksums) => M, inspect: Transform[] = []): Promise<{ result: R; checksums: StoredChecksums }> {
+async function upload<M, R, T>(open: OpenCall<M, R>, header: M, body: (write: (msg: M) => Promise<void>) => Promise<T>,
+  abort: () => void): Promise<{ result: R; value: T }> {
   let call!: grpc.ClientWritableStream<M>;
   const result = new Promise<R>((resolve, reject) => {
     call = open((err, res) => (err ? reject(err) : resolve(res as R)));
   });
-  // if the server gives up early, stop reading instead of waiting for a drain that never comes
   const failed = result.then(() => new Promise<never>(() => undefined));
   failed.catch(() => undefined);
+  const write = async (msg: M): Promise<void> => {
+    if (!call.write(msg)) await Promise.race([once(call, 'drain'), failed]);
+  };
   call.write(header);
   try {
-    const checksums = await Promise.race([
-      compressStream(source, compressType, level, chunkSink((chunk) => call.write(toData(chunk)), call), inspect),
-      failed,
-    ]);
-    call.write(toTrailer(checksums));
+    const value = await Promise.race([body(write), failed]);
     call.end();
-    return { result: await result, checksums };
+    return { result: await result, value };
   } catch (err) {
     call.cancel();
-    source.destroy();
+    abort();
     // the server's reason, when it has one, is more useful than the local "cancelled"
     const serverErr = await result.then(() => undefined, (e: grpc.ServiceError) => e);
     throw serverErr && serverErr.code !== CANCELLED ? serverErr : err;
   }
+}
+
+/** Sends a stream compressed in this thread (WAL segments). */
+export async function uploadFile<M, R>(open: OpenCall<M, R>, header: M, source: Readable, compressType: string, level: number,
+  toData: (chunk: Buffer) => M, toTrailer: (c: StoredChecksums) => M): Promise<{ result: R; checksums: StoredChecksums }> {
+  const { result, value } = await upload(open, header, async (write) => {
+    const checksums = await compressStream(source, compressType, level, new Writable({ write: (chunk: Buffer, _enc, done) => write(toData(chunk)).then(() => done(), done) }));
+    await write(toTrailer(checksums));
+    return checksums;
+  }, () => source.destroy());
+  return { result, checksums: value };
+}
+
+/**
+ * Writes one file's frames: chunks of original bytes (shared/stream/parallel.ts fileChunks),
+ * each compressed into its own frame by the pool's workers, while SHA-1 of the original and of
+ * the stored bytes are taken here, in order. `observers` see the original chunks too.
+ */
+async function writeFrames<M>(write: (msg: M) => Promise<void>, toData: (chunk: Buffer) => M, chunks: AsyncIterable<Buffer>,
+  codec: Codec, observers: ChunkObserver[]): Promise<StoredChecksums> {
+  const original = new Digest();
+  const stored = new Digest();
+  for await (const frame of hashed(encodeFrames(hashed(chunks, original, observers), codec.type, codec.level, codec.pool), stored)) await write(toData(frame));
+  return { original: original.result(), stored: stored.result() };
+}
+
+/** Sends one file as its own repository object (PutBackupFile): header, frames, trailer with the checksums. */
+export async function uploadChunks<M, R>(open: OpenCall<M, R>, msgs: UploadMessages<M>, chunks: AsyncIterable<Buffer>,
+  codec: Codec, observers: ChunkObserver[] = []): Promise<{ result: R; checksums: StoredChecksums }> {
+  const iterator = chunks[Symbol.asyncIterator]();
+  const { result, value } = await upload(open, msgs.header, async (write) => {
+    const checksums = await writeFrames(write, msgs.toData, { [Symbol.asyncIterator]: () => iterator }, codec, observers);
+    await write(msgs.toTrailer(checksums));
+    return checksums;
+  }, () => void iterator.return?.(undefined).catch(() => undefined));
+  return { result, checksums: value };
+}
+
+/** A file of a bundle: its header message, its chunks, what else must see its bytes, and its trailer message. */
+export interface BundleMember<M> {
+  header: M;
+  chunks: () => AsyncIterable<Buffer>;
+  observers?: ChunkObserver[];
+  toTrailer: (c: StoredChecksums) => M;
+}
+
+/**
+ * Sends small files as one bundle (PutBundle): per file its header, frames and trailer. A file
+ * that is gone by the time it is opened (dropped since the listing) is left out: `sent` has
+ * null for it.
+ */
+export async function uploadBundle<M, R>(open: OpenCall<M, R>, header: M, files: BundleMember<M>[], codec: Codec,
+  toData: (chunk: Buffer) => M): Promise<{ result: R; sent: Array<StoredChecksums | null> }> {
+  let current: AsyncIterator<Buffer> | undefined;
+  const { result, value } = await upload(open, header, async (write) => {
+    const sent: Array<StoredChecksums | null> = [];
+    for (const file of files) {
+      current = file.chunks()[Symbol.asyncIterator]();
+      let first: IteratorResult<Buffer>;
+      try {
+        first = await current.next(); // opens the file: a vanished one is skipped before its header is sent
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+        sent.push(null);
+        continue;
+      }
+      const rest = current;
+      const chunks = (async function* () {
+        if (!first.done) yield first.value;
+        for (;;) {
+          const next = await rest.next();
+          if (next.done) return;
+          yield next.value;
+        }
+      })();
+      await write(file.header);
+      const checksums = await writeFrames(write, toData, chunks, codec, file.observers ?? []);
+      await write(file.toTrailer(checksums));
+      sent.push(checksums);
+    }
+    return sent;
+  }, () => void current?.return?.(undefined).catch(() => undefined));
+  return { result, sent: value };
 }

@@ -10,8 +10,11 @@ import type { BackupBaselinePart } from '../../shared/generated/pgrepo/v1/Backup
 import type { PageChecksum__Output } from '../../shared/generated/pgrepo/v1/PageChecksum';
 import type { ServerContext } from '../context';
 import type { Caller } from '../service/guard';
-import { backupFileKey } from '../repo/layout';
-import { receiveIntoTemp } from './receive-file';
+import { backupFileKey, bundleKey } from '../repo/layout';
+import { receiveIntoTemp, type ReceivedTrailer } from './receive-file';
+import type { FileHeader__Output } from '../../shared/generated/pgrepo/v1/FileHeader';
+import type { BundleUpload__Output } from '../../shared/generated/pgrepo/v1/BundleUpload';
+import type { PutBundleResult } from '../../shared/generated/pgrepo/v1/PutBundleResult';
 
 /** What the repository holds already: the prior backup (diff/incr) and the verified files of a resumed partial set. */
 export interface SessionBaseline {
@@ -49,8 +52,15 @@ export class BackupSession {
   /** told about every file stored, for progress saves of the partial manifest */
   onStored: (file: ManifestFile) => void = () => undefined;
 
+  private bundles = 0;
+
   constructor(readonly jobId: string, readonly stanza: string, readonly label: string, readonly agentIdentity: string,
     readonly baseline: SessionBaseline) {}
+
+  /** Bundles are numbered 1, 2, ... within a backup, in the order their uploads begin. */
+  nextBundleId(): number {
+    return ++this.bundles;
+  }
 
   addUploaded(file: ManifestFile): void {
     this.referenced.delete(file.name);
@@ -122,36 +132,80 @@ function pageErrorEntries(result: PageChecksum__Output): PageErrorEntry[] {
   return result.error.map((r) => (r.first === r.last ? r.first : [r.first, r.last]));
 }
 
-export async function putBackupFile(ctx: ServerContext, call: AsyncIterable<FileUpload__Output>, caller: Caller): Promise<PutFileResult> {
+/** The manifest record of an uploaded file, from its header and the trailer the server checked. */
+function manifestEntry(name: string, header: FileHeader__Output, trailer: ReceivedTrailer): ManifestFile {
+  const file: ManifestFile = {
+    name,
+    size: trailer.size,
+    timestamp: header.timestamp,
+    mode: header.mode,
+    user: header.user,
+    group: header.group,
+    checksum: trailer.checksum,
+    repoSize: trailer.repo_size,
+    repoChecksum: trailer.repo_checksum,
+    compressType: header.compress_type,
+  };
+  if (trailer.checksum_page) {
+    file.checksumPage = trailer.checksum_page.valid;
+    if (!trailer.checksum_page.valid) file.checksumPageError = pageErrorEntries(trailer.checksum_page);
+  }
+  return file;
+}
+
+/** The first message of an upload must be its header, naming a backup in progress of the calling agent. */
+async function openUpload<M extends { header?: { job_id: string } | null }>(ctx: ServerContext, call: AsyncIterable<M>, caller: Caller,
+  method: string): Promise<{ messages: AsyncIterator<M>; header: NonNullable<M['header']>; session: BackupSession }> {
   const messages = call[Symbol.asyncIterator]();
   const first = await messages.next();
   const header = first.done ? undefined : first.value.header;
-  if (!header) throw new StatusError(grpc.status.INVALID_ARGUMENT, 'PutBackupFile: the first message must be the header');
-  const session = ctx.sessions.forUpload(header.job_id, caller);
+  if (!header) throw new StatusError(grpc.status.INVALID_ARGUMENT, `${method}: the first message must be the header`);
+  return { messages, header: header as NonNullable<M['header']>, session: ctx.sessions.forUpload(header.job_id, caller) };
+}
+
+export async function putBackupFile(ctx: ServerContext, call: AsyncIterable<FileUpload__Output>, caller: Caller): Promise<PutFileResult> {
+  const { messages, header, session } = await openUpload(ctx, call, caller, 'PutBackupFile');
   const name = validateManifestPath(header.name);
   const temp = await ctx.storage.openTemp(backupFileKey(session.stanza, session.label, name, header.compress_type));
   try {
     const trailer = await receiveIntoTemp(messages, temp, `backup file ${name}`);
     await temp.commit();
     ctx.metrics.received(session.stanza, 'backup', trailer.repo_size);
-    const file: ManifestFile = {
-      name,
-      size: trailer.size,
-      timestamp: header.timestamp,
-      mode: header.mode,
-      user: header.user,
-      group: header.group,
-      checksum: trailer.checksum,
-      repoSize: trailer.repo_size,
-      repoChecksum: trailer.repo_checksum,
-      compressType: header.compress_type,
-    };
-    if (trailer.checksum_page) {
-      file.checksumPage = trailer.checksum_page.valid;
-      if (!trailer.checksum_page.valid) file.checksumPageError = pageErrorEntries(trailer.checksum_page);
-    }
-    session.addUploaded(file);
+    session.addUploaded(manifestEntry(name, header, trailer));
     return { repo_size: trailer.repo_size };
+  } finally {
+    await temp.discard();
+  }
+}
+
+/**
+ * PutBundle: small files, each compressed on its own, one after another in one repository
+ * object. Each file's trailer is checked as it arrives (receiveIntoTemp); the bundle becomes
+ * durable, and its files part of the backup, only when the whole upload has arrived. A resumed
+ * backup does not keep bundles of the interrupted run (they are not files of the partial
+ * manifest): their files are sent again.
+ */
+export async function putBundle(ctx: ServerContext, call: AsyncIterable<BundleUpload__Output>, caller: Caller): Promise<PutBundleResult> {
+  const { messages, session } = await openUpload(ctx, call, caller, 'PutBundle');
+  const bundleId = session.nextBundleId();
+  const temp = await ctx.storage.openTemp(bundleKey(session.stanza, session.label, bundleId));
+  try {
+    const files: ManifestFile[] = [];
+    let offset = 0;
+    for (;;) {
+      const next = await messages.next();
+      if (next.done) break;
+      const fileHeader = next.value.file;
+      if (!fileHeader) throw new StatusError(grpc.status.INVALID_ARGUMENT, `bundle ${bundleId}: expected the next file's header, got '${next.value.part ?? 'empty'}'`);
+      const name = validateManifestPath(fileHeader.name);
+      const trailer = await receiveIntoTemp(messages, temp, `backup file ${name} (bundle ${bundleId})`);
+      files.push({ ...manifestEntry(name, fileHeader, trailer), bundleId, bundleOffset: offset });
+      offset += trailer.repo_size;
+    }
+    await temp.commit();
+    ctx.metrics.received(session.stanza, 'backup', offset);
+    for (const file of files) session.addUploaded(file);
+    return { bundle_id: bundleId, repo_size: offset, files: files.length };
   } finally {
     await temp.discard();
   }

@@ -7,7 +7,8 @@ import type { BackupRequest__Output } from '../../shared/generated/pgrepo/v1/Bac
 import type { BackupStarted__Output } from '../../shared/generated/pgrepo/v1/BackupStarted';
 import type { BackupStopped__Output } from '../../shared/generated/pgrepo/v1/BackupStopped';
 import type { OperationEvent } from '../../shared/generated/pgrepo/v1/OperationEvent';
-import { defaultCompressLevel, parseCompressType } from '../../shared/stream/compress';
+import { DEFAULT_COMPRESS_TYPE, defaultCompressLevel, parseCompressType } from '../../shared/stream/compress';
+import { checkCompressLevel } from '../../shared/stream/frame-codec';
 import type { ServerContext } from '../context';
 import type { AgentJob } from '../agents';
 import { backupDirKey, latestKey } from '../repo/layout';
@@ -27,18 +28,32 @@ interface BackupOptions extends ManifestOptionsIn {
   archiveTimeout: number;
   delta: boolean;
   resume: boolean;
+  /** files smaller than this go into bundles; 0 = no bundles */
+  bundleLimit: number;
+  bundleSize: number;
 }
 
+const MiB = 1024 * 1024;
+
 function backupOptions(ctx: ServerContext, req: BackupRequest__Output): BackupOptions {
-  const compressType = parseCompressType(req.compress_type || 'gz');
+  const compressType = parseCompressType(req.compress_type || DEFAULT_COMPRESS_TYPE);
+  // -1: not given, the type's default
+  const compressLevel = req.compress_level === -1 ? defaultCompressLevel(compressType) : req.compress_level;
+  try {
+    checkCompressLevel(compressType, compressLevel);
+  } catch (err) {
+    throw new StatusError(grpc.status.INVALID_ARGUMENT, (err as Error).message);
+  }
   return {
     compressType,
-    compressLevel: req.compress_level >= 0 ? req.compress_level : defaultCompressLevel(compressType),
+    compressLevel,
     processMax: Math.max(1, req.process_max || 1),
     startFast: req.start_fast,
     archiveTimeout: req.archive_timeout || ctx.archiveTimeoutSeconds,
     delta: req.delta,
     resume: !req.no_resume,
+    bundleLimit: req.bundle ? req.bundle_limit || 2 * MiB : 0,
+    bundleSize: req.bundle_size || 20 * MiB,
   };
 }
 
@@ -169,6 +184,7 @@ export async function runBackup(ctx: ServerContext, req: BackupRequest__Output, 
         compress_type: opts.compressType, compress_level: opts.compressLevel, process_max: opts.processMax, start_fast: opts.startFast,
         prior: priorLabel ?? '', delta: opts.delta, resume: resumable !== undefined,
         prior_timeline: choice.prior?.backup.archiveStop ? parseInt(choice.prior.backup.archiveStop.slice(0, 8), 16) : 0,
+        bundle_limit: opts.bundleLimit, bundle_size: opts.bundleSize,
       },
     });
     const session = new BackupSession(job.id, stanza, label, agent.identity, { prior: choice.prior, resumable: resumable?.kept ?? new Map() });

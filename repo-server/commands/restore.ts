@@ -10,7 +10,7 @@ import type { GetBackupFileRequest__Output } from '../../shared/generated/pgrepo
 import type { FileChunk } from '../../shared/generated/pgrepo/v1/FileChunk';
 import type { ServerContext } from '../context';
 import { authorizeStanza, type Caller } from '../service/guard';
-import { backupFileKey } from '../repo/layout';
+import { storedLocation } from '../repo/layout';
 import type { Emit } from './backup';
 import { chooseBackup, zeroedDatabases } from './restore-plan';
 
@@ -103,7 +103,8 @@ export async function getManifest(ctx: ServerContext, req: GetManifestRequest__O
     databases: m.databases.map((d) => ({ name: d.name, oid: d.oid, last_system_oid: d.lastSystemOid })),
   });
   for (let i = 0; i < m.files.length; i += MANIFEST_PART_FILES) {
-    await write({ label, files: m.files.slice(i, i + MANIFEST_PART_FILES).map((f) => ({ ...f, repo_size: f.repoSize, repo_checksum: f.repoChecksum, compress_type: f.compressType, reference: f.reference ?? '' })) });
+    await write({ label, files: m.files.slice(i, i + MANIFEST_PART_FILES).map((f) => ({ ...f, repo_size: f.repoSize, repo_checksum: f.repoChecksum, compress_type: f.compressType, reference: f.reference ?? '',
+      bundle_id: f.bundleId ?? 0, bundle_offset: f.bundleOffset ?? 0 })) });
   }
 }
 
@@ -126,10 +127,11 @@ export async function getBackupFile(ctx: ServerContext, req: GetBackupFileReques
   const label = validateBackupLabel(req.label);
   const name = validateManifestPath(req.name);
   const file = manifestFile(await ctx.store.manifest(stanza, label), name);
-  const key = backupFileKey(stanza, file.reference || label, name, file.compressType);
+  const { key, range } = storedLocation(stanza, label, file);
   let source;
   try {
-    source = ctx.storage.openRead(key);
+    // 1 MiB reads: a stored frame is at most about that, and fewer, larger messages cost less per byte
+    source = ctx.storage.openRead(key, 1024 * 1024, range);
     for await (const chunk of source) {
       ctx.metrics.sent(stanza, 'backup', (chunk as Buffer).length);
       await write({ data: chunk as Buffer });

@@ -1,5 +1,6 @@
 import { archiveSubdir } from '../../shared/wal';
 import { compressExtension } from '../../shared/stream/compress';
+import type { ManifestFile } from '../../shared/info/manifest';
 
 // Keys of the repository, pgBackRest's layout (DESIGN.md). Callers validate the parts first.
 export const backupInfoKey = (stanza: string) => `backup/${stanza}/backup.info`;
@@ -9,6 +10,8 @@ export const manifestKey = (stanza: string, label: string) => `backup/${stanza}/
 export const latestKey = (stanza: string) => `backup/${stanza}/latest`;
 export const backupFileKey = (stanza: string, label: string, name: string, compressType: string) =>
   `backup/${stanza}/${label}/${name}${compressExtension(compressType)}`;
+/** A bundle of small files of a backup (--bundle): `<label>/bundle/<id>`, pgBackRest's layout. */
+export const bundleKey = (stanza: string, label: string, bundleId: number) => `backup/${stanza}/${label}/bundle/${bundleId}`;
 export const archiveIdDirKey = (stanza: string, archiveId: string) => `archive/${stanza}/${archiveId}`;
 
 /** Segments live in a sub-directory per timeline+log id; history and backup-history files at the archive id level. */
@@ -24,4 +27,14 @@ export const walFileName = (walName: string, checksum: string, compressType: str
 export function parseWalFileName(file: string): { walName: string; checksum: string; compressType: string } | undefined {
   const m = /^(.+)-([0-9a-f]{40})(?:\.(gz|lz4|zst))?$/.exec(file);
   return m ? { walName: m[1], checksum: m[2], compressType: m[3] ?? 'none' } : undefined;
+}
+
+/**
+ * Where a manifest file's stored bytes are: its own repository file, or a range of a bundle
+ * (bundleId/bundleOffset, repoSize bytes), in the backup that holds the data (reference) or this one.
+ */
+export function storedLocation(stanza: string, label: string, file: ManifestFile): { key: string; range?: { start: number; length: number } } {
+  const holder = file.reference || label;
+  if (file.bundleId !== undefined) return { key: bundleKey(stanza, holder, file.bundleId), range: { start: file.bundleOffset ?? 0, length: file.repoSize } };
+  return { key: backupFileKey(stanza, holder, file.name, file.compressType) };
 }

@@ -11,7 +11,7 @@ import type { OperationResult__Output } from '../../shared/generated/pgrepo/v1/O
 import { REPOCTL_OPTIONS, REPOCTL_USAGE } from './options';
 import { fleetText, infoJson, infoText } from './format-info';
 import { ProgressDisplay, progressMode } from './progress-display';
-import { formatBytes } from './units';
+import { formatBytes, parseSize } from './units';
 import { certCommand } from './cert-command';
 import { expireJson, summarizeExpire } from './format-expire';
 import { verifyText } from './format-verify';
@@ -84,6 +84,7 @@ const commands: Record<string, (cli: Cli) => Promise<void>> = {
       process_max: o.int('process-max'), archive_timeout: o.int('archive-timeout') ?? 0,
       retention: retentionToRequest(retentionFromOptions(o)),
       delta: o.bool('delta'), no_resume: !o.bool('resume'),
+      bundle: o.bool('bundle'), bundle_limit: parseSize('bundle-limit', o.str('bundle-limit')!), bundle_size: parseSize('bundle-size', o.str('bundle-size')!),
     }));
     const expire = result.expire;
     const expired = expire && !expire.error ? `\nexpire: ${summarizeExpire(expire)}` : '';

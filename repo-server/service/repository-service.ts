@@ -11,7 +11,7 @@ import { stanzaCreate } from '../commands/stanza-create';
 import { runBackup } from '../commands/backup';
 import { getBackupFile, getManifest, runRestore } from '../commands/restore';
 import { archiveGet, archivePush } from '../commands/archive';
-import { getBackupBaseline, putBackupFile } from '../commands/backup-session';
+import { getBackupBaseline, putBackupFile, putBundle } from '../commands/backup-session';
 import { info } from '../commands/info';
 import { runExpire } from '../commands/expire';
 import { runCheck } from '../commands/check';
@@ -61,6 +61,7 @@ export function repositoryHandlers(ctx: ServerContext): RepositoryHandlers {
   return {
     AgentChannel: bidiStream(ctx, 'AgentChannel', ['agent'], (call, caller) => agentChannel(ctx, call, caller)),
     PutBackupFile: clientStream(ctx, 'PutBackupFile', ['agent'], (call, caller) => putBackupFile(ctx, call, caller)),
+    PutBundle: clientStream(ctx, 'PutBundle', ['agent'], (call, caller) => putBundle(ctx, call, caller)),
     GetManifest: serverStream(ctx, 'GetManifest', ['agent'], (call, caller) => getManifest(ctx, call.request, caller, writer(call))),
     GetBackupFile: serverStream(ctx, 'GetBackupFile', ['agent'], (call, caller) => getBackupFile(ctx, call.request, caller, writer(call))),
     GetBackupBaseline: serverStream(ctx, 'GetBackupBaseline', ['agent'], (call, caller) => getBackupBaseline(ctx, call.request, caller, writer(call))),

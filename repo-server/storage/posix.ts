@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
-import type { Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 import { safeJoin } from '../../shared/validate';
 import { syncDirectory } from '../../shared/fs-sync';
 
@@ -37,8 +37,11 @@ export class PosixStorage {
     }
   }
 
-  openRead(key: string, highWaterMark = 256 * 1024): Readable {
-    return fs.createReadStream(this.path(key), { highWaterMark });
+  /** The file's bytes, or `length` of them from `start` (a file inside a bundle). */
+  openRead(key: string, highWaterMark = 256 * 1024, range?: { start: number; length: number }): Readable {
+    if (range && range.length === 0) return Readable.from([]);
+    const limits = range ? { start: range.start, end: range.start + range.length - 1 } : {};
+    return fs.createReadStream(this.path(key), { highWaterMark, ...limits });
   }
 
   async size(key: string): Promise<number> {

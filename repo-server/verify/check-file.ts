@@ -1,5 +1,5 @@
 import fs from 'node:fs';
-import { Writable } from 'node:stream';
+import { Readable, Writable } from 'node:stream';
 import { decompressStream } from '../../shared/stream/pipeline';
 
 /** What a stored file must be; undefined fields are not known and not checked. */
@@ -52,11 +52,14 @@ class HeadSink extends Writable {
  * Reads a stored file once: SHA-1 and size of the stored bytes, decompress, SHA-1 and size of the
  * original, compared with what the manifest (or the WAL file's name) says.
  */
-export async function checkStoredFile(path: string, compressType: string, expected: Expected, headBytes = 0): Promise<FileCheck> {
+export async function checkStoredFile(path: string, compressType: string, expected: Expected, headBytes = 0,
+  range?: { start: number; length: number }): Promise<FileCheck> {
   const sink = new HeadSink(headBytes);
   let sums;
   try {
-    sums = await decompressStream(fs.createReadStream(path, { highWaterMark: 1024 * 1024 }), compressType, sink);
+    // a file inside a bundle is its range of the bundle (an empty range: nothing to read)
+    const source = range?.length === 0 ? Readable.from([]) : fs.createReadStream(path, { highWaterMark: 1024 * 1024, ...(range ? { start: range.start, end: range.start + range.length - 1 } : {}) });
+    sums = await decompressStream(source, compressType, sink);
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
     if (e.code === 'ENOENT') return { problem: { kind: 'missing', detail: 'the file is missing' }, storedBytes: 0, originalBytes: 0 };

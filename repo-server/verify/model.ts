@@ -9,7 +9,10 @@ export const problem = (kind: string, file: string, detail: string): VerifyProbl
 
 /** One stored file to read, with what it must be; `result` once read. */
 export interface FileJob {
+  /** what is reported; for a file inside a bundle, `<bundle key>#<offset>` */
   key: string;
+  /** where its bytes are read, when that is not `key`: a range of a bundle */
+  read?: { key: string; range?: { start: number; length: number } };
   compressType: string;
   expected: Expected;
   /** stored bytes, for progress */

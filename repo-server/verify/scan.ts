@@ -9,7 +9,7 @@ import { forEachLimited, ProgressReporter } from '../../shared/progress';
 import type { Progress } from '../../shared/generated/pgrepo/v1/Progress';
 import type { VerifyProblem } from '../../shared/generated/pgrepo/v1/VerifyProblem';
 import type { ServerContext } from '../context';
-import { archiveIdDirKey, backupFileKey, manifestKey, parseWalFileName } from '../repo/layout';
+import { archiveIdDirKey, manifestKey, parseWalFileName, storedLocation } from '../repo/layout';
 import { checkStoredFile } from './check-file';
 import { checkInfoPair } from './info-pair';
 import { problem, type ArchiveScan, type FileJob } from './model';
@@ -57,13 +57,14 @@ export class RepositoryScan {
     const unlisted = new Set<string>();
     for (const f of manifest.files) {
       const holder = f.reference || b.label;
-      const fileKey = backupFileKey(this.stanza, holder, f.name, f.compressType);
+      const stored = storedLocation(this.stanza, holder, f);
+      const fileKey = stored.range ? `${stored.key}#${stored.range.start}` : stored.key;
       if (f.reference && !listed.has(f.reference) && !unlisted.has(f.reference)) {
         unlisted.add(f.reference);
         this.infoProblems.push(problem('manifest', key, `files (${f.name}, ...) reference backup ${f.reference}, which is not in backup.info`));
       }
       this.addJob({
-        key: fileKey, compressType: f.compressType, bytes: f.repoSize,
+        key: fileKey, read: stored.range ? stored : undefined, compressType: f.compressType, bytes: f.repoSize,
         expected: { checksum: f.checksum, size: f.size, repoChecksum: f.repoChecksum, repoSize: f.repoSize },
       }, b.label);
     }
@@ -104,7 +105,7 @@ export class RepositoryScan {
     const jobs = [...this.jobs.values()];
     const reporter = new ProgressReporter(jobs.reduce((n, j) => n + j.bytes, 0), jobs.length, progress);
     await forEachLimited(jobs, processMax, async (job) => {
-      job.result = await checkStoredFile(this.ctx.storage.path(job.key), job.compressType, job.expected, job.wal ? WAL_LONG_HEADER_SIZE : 0);
+      job.result = await checkStoredFile(this.ctx.storage.path(job.read?.key ?? job.key), job.compressType, job.expected, job.wal ? WAL_LONG_HEADER_SIZE : 0, job.read?.range);
       reporter.add(job.bytes);
     }, cancelled);
     if (cancelled()) throw new StatusError(grpc.status.CANCELLED, 'verify was cancelled');

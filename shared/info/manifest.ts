@@ -21,6 +21,13 @@ export interface ManifestFile {
   repoChecksum: string;
   /** label of the backup holding the data; absent = this backup */
   reference?: string;
+  /**
+   * Set when the file is stored inside a bundle (small files, --bundle): the bundle's number in
+   * the backup holding the data (`<label>/bundle/<id>`), and where the file's stored bytes
+   * (repoSize of them) start in it. pgBackRest's `bni`/`bno`.
+   */
+  bundleId?: number;
+  bundleOffset?: number;
   /** 'gz' | 'lz4' | 'zst' | 'none' */
   compressType: string;
   /** pages validated: true = all valid, false = see checksumPageError; absent = not a relation file or not checked */
@@ -213,6 +220,8 @@ function renderTarget(t: ManifestTarget): Record<string, unknown> {
 /** Only what differs from the defaults or is implied (rck = checksum, repo-size = size) is written. */
 function renderFile(f: ManifestFile, defaults: Owner | undefined, compressType: string): Record<string, unknown> {
   return {
+    bni: f.bundleId,
+    bno: f.bundleId !== undefined ? f.bundleOffset ?? 0 : undefined,
     checksum: f.checksum,
     'checksum-page': f.checksumPage,
     'checksum-page-error': f.checksumPageError,
@@ -369,5 +378,10 @@ function readFile(name: string, f: InfoReader, compressType: string, owner: Owne
   const checksumPage = f.optionalBoolean('checksum-page');
   if (checksumPage !== undefined) file.checksumPage = checksumPage;
   if (f.has('checksum-page-error')) file.checksumPageError = f.pageErrorList('checksum-page-error');
+  const bundleId = f.optionalInteger('bni');
+  if (bundleId !== undefined) {
+    file.bundleId = bundleId;
+    file.bundleOffset = f.optionalInteger('bno') ?? 0;
+  }
   return file;
 }

@@ -119,12 +119,23 @@ export class PageChecksumFilter extends Transform {
   }
 
   override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
+    this.update(chunk);
+    done(null, chunk);
+  }
+
+  override _flush(done: TransformCallback): void {
+    this.finish();
+    done();
+  }
+
+  /** Checks the pages `chunk` completes (also usable without the stream: agent/transfer/upload.ts ChunkObserver). */
+  update(chunk: Buffer): void {
     let data = chunk;
     if (this.carry.length > 0) {
       const need = PAGE_SIZE - this.carry.length;
       if (chunk.length < need) {
         this.carry = Buffer.concat([this.carry, chunk]);
-        return done(null, chunk);
+        return;
       }
       this.check(Buffer.concat([this.carry, chunk.subarray(0, need)]));
       data = chunk.subarray(need);
@@ -133,14 +144,13 @@ export class PageChecksumFilter extends Transform {
     let offset = 0;
     for (; offset + PAGE_SIZE <= data.length; offset += PAGE_SIZE) this.check(data.subarray(offset, offset + PAGE_SIZE));
     if (offset < data.length) this.carry = Buffer.from(data.subarray(offset));
-    done(null, chunk);
   }
 
-  override _flush(done: TransformCallback): void {
+  /** After the last chunk: a short last page is checked as it is. */
+  finish(): void {
     if (this.carry.length > 0) this.check(this.carry);
     this.carry = Buffer.alloc(0);
     this.finished = true;
-    done();
   }
 
   private check(page: Uint8Array): void {

@@ -1,4 +1,3 @@
-import { once } from 'node:events';
 import { pipeline } from 'node:stream/promises';
 import { Writable, type Readable, type Transform } from 'node:stream';
 import type { FileHandle } from 'node:fs/promises';
@@ -18,16 +17,6 @@ export function fileHandleSink(handle: FileHandle): Writable {
   return new Writable({
     write(chunk: Buffer, _enc, done) {
       handle.write(chunk).then(() => done(), done);
-    },
-  });
-}
-
-/** A sink that hands each chunk to `send` and honours its back-pressure. */
-export function chunkSink(send: (chunk: Buffer) => boolean, drainSource: NodeJS.EventEmitter): Writable {
-  return new Writable({
-    write(chunk: Buffer, _enc, done) {
-      if (send(chunk)) done();
-      else once(drainSource, 'drain').then(() => done(), done);
     },
   });
 }

@@ -99,11 +99,11 @@ describe('full backup and restore of a real PostgreSQL 15 cluster over mutual TL
       for (const f of ['backup.manifest', 'backup.manifest.copy']) expect(fs.existsSync(path.join(dir, f)), `${dir}/${f}`).toBe(true);
       for (const f of ['backup.info', 'backup.info.copy']) expect(fs.existsSync(path.join(stanzaDir, f)), `${stanzaDir}/${f}`).toBe(true);
       expect(fs.readlinkSync(path.join(stanzaDir, 'latest'))).toMatch(new RegExp(`(^|/)${s.label}$`));
-      expect(fs.existsSync(path.join(dir, 'pg_data', 'PG_VERSION.gz')), 'pg_data/PG_VERSION.gz').toBe(true);
-      expect(fs.existsSync(path.join(dir, 'pg_data', 'backup_label.gz')), 'pg_data/backup_label.gz').toBe(true);
-      expect(fs.existsSync(path.join(dir, 'pg_data', 'tablespace_map.gz')), 'pg_data/tablespace_map.gz').toBe(true);
+      expect(fs.existsSync(path.join(dir, 'pg_data', 'PG_VERSION.zst')), 'pg_data/PG_VERSION.zst (zst is the default)').toBe(true);
+      expect(fs.existsSync(path.join(dir, 'pg_data', 'backup_label.zst')), 'pg_data/backup_label.zst').toBe(true);
+      expect(fs.existsSync(path.join(dir, 'pg_data', 'tablespace_map.zst')), 'pg_data/tablespace_map.zst').toBe(true);
       // excluded: the live cluster's pid file and WAL
-      expect(fs.existsSync(path.join(dir, 'pg_data', 'postmaster.pid.gz'))).toBe(false);
+      expect(fs.existsSync(path.join(dir, 'pg_data', 'postmaster.pid.zst'))).toBe(false);
       const walDir = path.join(dir, 'pg_data', 'pg_wal');
       const walFiles = fs.existsSync(walDir) ? fs.readdirSync(walDir).filter((n) => /^[0-9A-F]{24}/.test(n)) : [];
       expect(walFiles).toEqual([]);

@@ -198,7 +198,7 @@ describe('refusals', { timeout: 240_000 }, () => {
       const pgData = path.join(fx.repoDir, 'backup', 'main', label, 'pg_data');
       const files = listFiles(pgData).map((p) => ({ p, size: fs.statSync(p).size })).sort((a, b) => b.size - a.size);
       const victim = files[0].p;
-      const rel = path.relative(pgData, victim).replace(/\.gz$/, '');
+      const rel = path.relative(pgData, victim).replace(/\.(gz|lz4|zst)$/, '');
       const original = fs.readFileSync(victim);
       const corrupt = Buffer.from(original);
       corrupt[Math.floor(corrupt.length / 2)] ^= 0xff;

@@ -240,7 +240,10 @@ export interface SpawnOptions {
 export async function startProgram(name: string, program: Program, args: string[], opts: SpawnOptions = {}): Promise<Proc> {
   const asPostgres = opts.asPostgres ?? runsAsPostgres();
   const file = await programPath(program);
-  const child = spawn(nodePath, [file, ...args], {
+  // PGREPO_CPU_PROF_DIR=DIR: daemons write V8 CPU profiles there when they stop (where the time goes, for the benchmark)
+  const profileDir = process.env.PGREPO_CPU_PROF_DIR;
+  const profile = profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [];
+  const child = spawn(nodePath, [...profile, file, ...args], {
     cwd: opts.cwd ?? '/tmp',
     env: childEnv(asPostgres, opts.env),
     stdio: ['ignore', 'pipe', 'pipe'],

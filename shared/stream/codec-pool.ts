@@ -1,0 +1,176 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { Worker } from 'node:worker_threads';
+import { UserError } from '../errors';
+
+export interface CodecTask {
+  id: number;
+  op: 'encode' | 'decode';
+  type: string;
+  level: number;
+  data: Uint8Array;
+}
+
+export interface CodecReply {
+  id: number;
+  data?: Uint8Array;
+  error?: string;
+  code?: string;
+}
+
+/**
+ * The buffers that can be moved to another thread instead of copied: any whose memory is not
+ * Node's shared pool of small buffers (moving that would detach it under every other small Buffer).
+ */
+export function transferable(b: Uint8Array): ArrayBuffer[] {
+  return b.buffer instanceof ArrayBuffer && b.buffer.byteLength > Buffer.poolSize ? [b.buffer] : [];
+}
+
+// dist/shared/stream/codec-worker.js; when this module runs from TypeScript sources (tests), the built copy
+function workerScript(): string {
+  const beside = path.join(__dirname, 'codec-worker.js');
+  if (fs.existsSync(beside)) return beside;
+  const built = path.resolve(__dirname, '..', '..', 'dist', 'shared', 'stream', 'codec-worker.js');
+  if (fs.existsSync(built)) return built;
+  throw new Error(`the codec worker is not built (${beside}): run npm run build`);
+}
+
+/** A frame that does not compress or decompress: on restore, a damaged repository copy. */
+export class CodecError extends Error {
+  readonly code = 'CODEC';
+}
+
+/** True for a failure of the codec itself (from a worker, zlib's stream or zstd's), as opposed to I/O or the network. */
+export function isCodecError(err: unknown): boolean {
+  const code = (err as { code?: unknown })?.code;
+  return err instanceof CodecError || code === 'CORRUPT' || (typeof code === 'string' && /^Z_/.test(code)) || /zstd|lz4/i.test(String((err as Error)?.message));
+}
+
+interface Pending {
+  resolve: (b: Buffer) => void;
+  reject: (e: Error) => void;
+}
+
+interface Slot {
+  worker: Worker;
+  busy: number;
+}
+
+/**
+ * N worker threads that compress and decompress frames: --process-max N spreads the codec work
+ * of backup and restore over N cores while the main thread reads, hashes and sends. Tasks queue
+ * in order of submission; each worker holds at most two, so it never waits for the main thread.
+ */
+export class CodecPool {
+  /**
+   * Chunks in memory at once across every file using this pool (read or decoded, not yet sent
+   * or written): what bounds the agent's memory however many files are in flight.
+   */
+  readonly chunks: Limiter;
+  private readonly slots: Slot[] = [];
+  private readonly queue: CodecTask[] = [];
+  private readonly pending = new Map<number, Pending & { slot?: Slot }>();
+  private nextId = 1;
+  private closed = false;
+
+  constructor(readonly size: number) {
+    this.chunks = new Limiter(2 * Math.max(1, size) + 2);
+    const script = workerScript();
+    for (let i = 0; i < Math.max(1, size); i++) {
+      // codec threads hold little on the JavaScript heap (buffers live outside it): small heaps keep the agent's RSS low
+      const worker = new Worker(script, { resourceLimits: { maxYoungGenerationSizeMb: 2, maxOldGenerationSizeMb: 24 } });
+      const slot: Slot = { worker, busy: 0 };
+      worker.on('message', (reply: CodecReply) => this.settle(slot, reply));
+      worker.on('error', (err) => this.fail(err));
+      worker.on('exit', (code) => {
+        if (!this.closed) this.fail(new Error(`a codec worker thread exited (code ${code})`));
+      });
+      worker.unref();
+      this.slots.push(slot);
+    }
+  }
+
+  /** Compresses one chunk into one frame. The chunk's memory moves to the worker: do not use it afterwards. */
+  encode(type: string, level: number, chunk: Buffer): Promise<Buffer> {
+    return this.submit('encode', type, level, chunk);
+  }
+
+  /** Decompresses one whole frame. The frame's memory moves to the worker. */
+  decode(type: string, frame: Buffer): Promise<Buffer> {
+    return this.submit('decode', type, 0, frame);
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    this.fail(new UserError('the codec pool was closed'));
+    await Promise.all(this.slots.map((s) => s.worker.terminate()));
+  }
+
+  private submit(op: CodecTask['op'], type: string, level: number, data: Buffer): Promise<Buffer> {
+    if (this.closed) return Promise.reject(new UserError('the codec pool is closed'));
+    const id = this.nextId++;
+    // idle workers must not keep a process alive; busy ones must, or a waiting caller is dropped
+    if (this.pending.size === 0) for (const s of this.slots) s.worker.ref();
+    return new Promise<Buffer>((resolve, reject) => {
+      this.pending.set(id, { resolve, reject });
+      this.queue.push({ id, op, type, level, data });
+      this.dispatch();
+    });
+  }
+
+  private dispatch(): void {
+    while (this.queue.length > 0) {
+      const slot = this.slots.reduce((a, b) => (b.busy < a.busy ? b : a));
+      if (slot.busy >= 2) return;
+      const task = this.queue.shift()!;
+      slot.busy++;
+      this.pending.get(task.id)!.slot = slot;
+      slot.worker.postMessage(task, transferable(task.data));
+    }
+  }
+
+  private settle(slot: Slot, reply: CodecReply): void {
+    slot.busy--;
+    const p = this.pending.get(reply.id);
+    this.pending.delete(reply.id);
+    if (p) {
+      if (reply.data) p.resolve(Buffer.from(reply.data.buffer, reply.data.byteOffset, reply.data.byteLength));
+      else p.reject(new CodecError(reply.error));
+    }
+    if (this.pending.size === 0) for (const s of this.slots) s.worker.unref();
+    this.dispatch();
+  }
+
+  private fail(err: Error): void {
+    for (const p of this.pending.values()) p.reject(err);
+    this.pending.clear();
+    this.queue.length = 0;
+  }
+}
+
+/** A counting semaphore. */
+export class Limiter {
+  private free: number;
+  private readonly waiting: Array<() => void> = [];
+
+  constructor(readonly limit: number) {
+    this.free = limit;
+  }
+
+  tryAcquire(): boolean {
+    if (this.free === 0) return false;
+    this.free--;
+    return true;
+  }
+
+  acquire(): Promise<void> {
+    if (this.tryAcquire()) return Promise.resolve();
+    return new Promise((resolve) => this.waiting.push(resolve));
+  }
+
+  release(): void {
+    const next = this.waiting.shift();
+    if (next) next();
+    else this.free++;
+  }
+}

@@ -1,0 +1,258 @@
+import zlib from 'node:zlib';
+import { UserError } from '../errors';
+
+/**
+ * Large files are cut into chunks and each chunk is compressed as an independent frame: a gzip
+ * member, an lz4 frame or a zstd frame. Concatenated, the frames are one ordinary compressed
+ * stream (gzip -d, lz4 -d, zstd -d and our streaming decompressors read them in sequence), yet
+ * each can be compressed, and decompressed, on its own core.
+ *
+ * These are the synchronous per-frame codecs: called inside worker threads (codec-worker.ts),
+ * where blocking is the point, or inline for small inputs.
+ */
+
+export const FRAMED_TYPES = ['gz', 'lz4', 'zst'] as const;
+export type FramedType = (typeof FRAMED_TYPES)[number];
+
+/** Bytes of original data per frame: large enough that per-frame overhead vanishes, small enough to spread one file over cores. */
+export const FRAME_SIZE = 1024 * 1024;
+
+// the native codecs load only where a frame of theirs is actually coded: archive-push/get stay light
+type Zstd = typeof import('zstd-napi');
+/** liblz4's block functions, from the `lz4` package's native binding (its JavaScript frame encoder is 10x slower). */
+interface Lz4Native {
+  compress(src: Buffer, dst: Buffer): number;
+  compressHC(src: Buffer, dst: Buffer, level: number): number;
+  compressBound(size: number): number;
+  uncompress(src: Buffer, dst: Buffer): number;
+}
+interface Lz4Utils { bindings: Lz4Native; descriptorChecksum(d: Buffer): number }
+let zstdModule: Zstd | undefined;
+let lz4Module: Lz4Utils | undefined;
+const zstd = (): Zstd => (zstdModule ??= require('zstd-napi') as Zstd);
+const lz4 = (): Lz4Utils => (lz4Module ??= require('lz4/lib/utils') as Lz4Utils);
+
+// a zstd context allocates megabytes; one per level per thread is reused for every frame
+const zstdCompressors = new Map<number, InstanceType<Zstd['Compressor']>>();
+let zstdDecompressor: InstanceType<Zstd['Decompressor']> | undefined;
+
+/*
+ * A gzip member normally does not say how long it is, so a reader could not find where the next
+ * one starts without inflating. Ours carry their own length in an extra field (RFC 1952 FEXTRA,
+ * subfield 'P','R', 4 bytes little-endian: the whole member's length) like BGZF's 'BC' field,
+ * which every gzip reader skips. Members without it are still read, by a streaming inflater.
+ */
+const GZ_EXTRA_ID = [0x50, 0x52];
+const GZ_HEADER = 10 + 2 + 4 + 4; // fixed header, XLEN, subfield id+len, length value
+const GZ_TRAILER = 8; // CRC32, ISIZE
+
+function gzipMember(chunk: Buffer, level: number): Buffer {
+  const body = zlib.deflateRawSync(chunk, { level, chunkSize: FRAME_SIZE });
+  const total = GZ_HEADER + body.length + GZ_TRAILER;
+  const out = Buffer.allocUnsafeSlow(total);
+  out[0] = 0x1f; out[1] = 0x8b; out[2] = 8; out[3] = 0x04; // deflate, FEXTRA
+  out.writeUInt32LE(0, 4); // no mtime
+  out[8] = level >= 9 ? 2 : level <= 1 ? 4 : 0; // XFL
+  out[9] = 3; // OS: Unix
+  out.writeUInt16LE(8, 10);
+  out[12] = GZ_EXTRA_ID[0]; out[13] = GZ_EXTRA_ID[1];
+  out.writeUInt16LE(4, 14);
+  out.writeUInt32LE(total, 16);
+  body.copy(out, GZ_HEADER);
+  out.writeUInt32LE(zlib.crc32(chunk) >>> 0, GZ_HEADER + body.length);
+  out.writeUInt32LE(chunk.length >>> 0, GZ_HEADER + body.length + 4);
+  return out;
+}
+
+/*
+ * An LZ4 frame (lz4 -d reads it) holding the chunk as one block of at most 4 MiB: magic, FLG
+ * (version 1, independent blocks, content size), BD (4 MiB blocks), the size, the header
+ * checksum, the block (stored raw when it does not shrink), the end mark. Levels 1-2 are
+ * liblz4's fast mode, 3-12 its HC mode, as with the lz4 command.
+ */
+const LZ4_BLOCK_MAX = 4 * 1024 * 1024;
+const LZ4_HEADER = 4 + 2 + 8 + 1;
+
+function lz4Frame(chunk: Buffer, level: number): Buffer {
+  if (chunk.length > LZ4_BLOCK_MAX) throw new Error(`an lz4 frame holds at most ${LZ4_BLOCK_MAX} bytes`);
+  const native = lz4().bindings;
+  const out = Buffer.allocUnsafeSlow(LZ4_HEADER + 4 + Math.max(native.compressBound(chunk.length), chunk.length) + 4);
+  out.writeUInt32LE(LZ4_MAGIC, 0);
+  out[4] = 0x68; // version 01, independent blocks, content size present
+  out[5] = 0x70; // 4 MiB maximum block size
+  out.writeBigUInt64LE(BigInt(chunk.length), 6);
+  out[14] = lz4().descriptorChecksum(out.subarray(4, 14));
+  let pos = LZ4_HEADER;
+  if (chunk.length > 0) {
+    const block = out.subarray(pos + 4);
+    const packed = level >= 3 ? native.compressHC(chunk, block, level) : native.compress(chunk, block);
+    if (packed > 0 && packed < chunk.length) {
+      out.writeUInt32LE(packed, pos);
+      pos += 4 + packed;
+    } else {
+      out.writeUInt32LE((0x80000000 | chunk.length) >>> 0, pos);
+      chunk.copy(out, pos + 4);
+      pos += 4 + chunk.length;
+    }
+  }
+  out.writeUInt32LE(0, pos);
+  return out.subarray(0, pos + 4);
+}
+
+/** Any LZ4 frame (blocks up to 4 MiB, optional checksums skipped: SHA-1 of the whole file is checked anyway). */
+function lz4Unframe(frame: Buffer): Buffer {
+  const flg = frame[4];
+  const bd = frame[5];
+  if (frame.readUInt32LE(0) !== LZ4_MAGIC || flg >> 6 !== 1) throw new UserError('not an lz4 frame: the repository copy is damaged', 'CORRUPT');
+  const blockMax = 1 << (8 + 2 * ((bd >> 4) & 7));
+  const hasSize = (flg >> 3) & 1;
+  const blockChecksum = (flg >> 4) & 1;
+  let pos = 6 + (hasSize ? 8 : 0) + (flg & 1 ? 4 : 0) + 1;
+  const parts: Buffer[] = [];
+  let total = 0;
+  const native = lz4().bindings;
+  for (;;) {
+    const word = frame.readUInt32LE(pos);
+    pos += 4;
+    if (word === 0) break;
+    const size = word & 0x7fffffff;
+    const data = frame.subarray(pos, pos + size);
+    if (word & 0x80000000) {
+      parts.push(data);
+    } else {
+      const dst = Buffer.allocUnsafeSlow(blockMax);
+      const n = native.uncompress(data, dst);
+      if (n < 0) throw new UserError('an lz4 block does not decompress: the repository copy is damaged', 'CORRUPT');
+      parts.push(dst.subarray(0, n));
+    }
+    total += parts[parts.length - 1].length;
+    pos += size + (blockChecksum ? 4 : 0);
+  }
+  return parts.length === 1 && parts[0].buffer !== frame.buffer ? parts[0] : Buffer.concat(parts, total);
+}
+
+export function checkCompressLevel(type: string, level: number): void {
+  const range = type === 'gz' ? [0, 9] : type === 'zst' ? [1, 22] : type === 'lz4' ? [0, 12] : [0, 0];
+  if (!Number.isInteger(level) || level < range[0] || level > range[1]) {
+    throw new UserError(`compress-level ${level} is out of range for ${type}: use ${range[0]}-${range[1]}`);
+  }
+}
+
+/** One chunk of original bytes → one self-contained frame. */
+export function encodeFrame(type: string, level: number, chunk: Buffer): Buffer {
+  switch (type) {
+    case 'gz':
+      return gzipMember(chunk, level);
+    case 'zst': {
+      let c = zstdCompressors.get(level);
+      if (!c) {
+        c = new (zstd().Compressor)();
+        c.setParameters({ compressionLevel: level });
+        zstdCompressors.set(level, c);
+      }
+      return c.compress(chunk);
+    }
+    case 'lz4':
+      return lz4Frame(chunk, level);
+    case 'none':
+      return chunk;
+    default:
+      throw new UserError(`unknown compress-type '${type}'`);
+  }
+}
+
+/** One complete frame → its original bytes (checks the frame's own CRC where the format has one). */
+export function decodeFrame(type: string, frame: Buffer): Buffer {
+  switch (type) {
+    case 'gz':
+      return zlib.gunzipSync(frame, { chunkSize: FRAME_SIZE });
+    case 'zst':
+      zstdDecompressor ??= new (zstd().Decompressor)();
+      return zstdDecompressor.decompress(frame);
+    case 'lz4':
+      return lz4Unframe(frame);
+    case 'none':
+      return frame;
+    default:
+      throw new UserError(`the repository holds a file compressed with '${type}', which this version cannot read`);
+  }
+}
+
+/**
+ * The length of the frame at the start of `buf` (of which `len` bytes are valid): a number once
+ * the whole frame is there, 'more' when more bytes are needed to tell, 'unknown' when the bytes
+ * are not a frame this reader can delimit (a gzip member without our length field, say), and the
+ * rest must go through a streaming decompressor.
+ */
+export function frameLength(type: string, buf: Buffer, len: number): number | 'more' | 'unknown' {
+  switch (type) {
+    case 'gz': return gzipFrameLength(buf, len);
+    case 'zst': return zstdFrameLength(buf, len);
+    case 'lz4': return lz4FrameLength(buf, len);
+    default: return 'unknown';
+  }
+}
+
+function complete(total: number, len: number): number | 'more' {
+  return total <= len ? total : 'more';
+}
+
+function gzipFrameLength(buf: Buffer, len: number): number | 'more' | 'unknown' {
+  if (len < GZ_HEADER) return 'more';
+  if (buf[0] !== 0x1f || buf[1] !== 0x8b || buf[2] !== 8 || (buf[3] & 0x04) === 0) return 'unknown';
+  if (buf.readUInt16LE(10) !== 8 || buf[12] !== GZ_EXTRA_ID[0] || buf[13] !== GZ_EXTRA_ID[1] || buf.readUInt16LE(14) !== 4) return 'unknown';
+  const total = buf.readUInt32LE(16);
+  if (total < GZ_HEADER + GZ_TRAILER) return 'unknown';
+  return complete(total, len);
+}
+
+const ZSTD_MAGIC = 0xfd2fb528;
+
+function zstdFrameLength(buf: Buffer, len: number): number | 'more' | 'unknown' {
+  if (len < 4) return 'more';
+  const magic = buf.readUInt32LE(0);
+  if ((magic & 0xfffffff0) === 0x184d2a50) return len < 8 ? 'more' : complete(8 + buf.readUInt32LE(4), len); // skippable frame
+  if (magic !== ZSTD_MAGIC) return 'unknown';
+  if (len < 5) return 'more';
+  const fhd = buf[4];
+  const singleSegment = (fhd >> 5) & 1;
+  const fcsFlag = fhd >> 6;
+  const dictFlag = fhd & 3;
+  const checksum = (fhd >> 2) & 1;
+  const fcsSize = fcsFlag === 0 ? singleSegment : 1 << fcsFlag;
+  let pos = 5 + (singleSegment ? 0 : 1) + [0, 1, 2, 4][dictFlag] + fcsSize;
+  for (;;) {
+    if (pos + 3 > len) return 'more';
+    const header = buf[pos] | (buf[pos + 1] << 8) | (buf[pos + 2] << 16);
+    const last = header & 1;
+    const blockType = (header >> 1) & 3;
+    const size = header >>> 3;
+    if (blockType === 3) return 'unknown';
+    pos += 3 + (blockType === 1 ? 1 : size);
+    if (last) return complete(pos + (checksum ? 4 : 0), len);
+  }
+}
+
+const LZ4_MAGIC = 0x184d2204;
+
+function lz4FrameLength(buf: Buffer, len: number): number | 'more' | 'unknown' {
+  if (len < 4) return 'more';
+  const magic = buf.readUInt32LE(0);
+  if ((magic & 0xfffffff0) === 0x184d2a50) return len < 8 ? 'more' : complete(8 + buf.readUInt32LE(4), len);
+  if (magic !== LZ4_MAGIC) return 'unknown';
+  if (len < 6) return 'more';
+  const flg = buf[4];
+  if (flg >> 6 !== 1) return 'unknown';
+  const blockChecksum = (flg >> 4) & 1;
+  const contentSize = (flg >> 3) & 1;
+  const contentChecksum = (flg >> 2) & 1;
+  const dictId = flg & 1;
+  let pos = 6 + (contentSize ? 8 : 0) + (dictId ? 4 : 0) + 1; // FLG, BD, [size], [dict], HC
+  for (;;) {
+    if (pos + 4 > len) return 'more';
+    const word = buf.readUInt32LE(pos);
+    pos += 4;
+    if (word === 0) return complete(pos + (contentChecksum ? 4 : 0), len);
+    pos += (word & 0x7fffffff) + (blockChecksum ? 4 : 0);
+  }
+}

@@ -1,0 +1,177 @@
+import { createHash, type Hash } from 'node:crypto';
+import { Readable } from 'node:stream';
+import fsp, { type FileHandle } from 'node:fs/promises';
+import type { CodecPool } from './codec-pool';
+import { createDecompressor, truncated } from './compress';
+import { FRAME_SIZE } from './frame-codec';
+import { FrameSplitter } from './frame-splitter';
+import type { HashSizeResult } from './hash-size';
+
+/**
+ * The parallel data path. A file is read in FRAME_SIZE chunks; each chunk is compressed by a
+ * worker of the CodecPool into an independent frame while the main thread goes on reading,
+ * hashing and sending; results come back in order. Restore is the mirror image. Everything here
+ * is an async iterable of Buffers, so the stages compose and back-pressure is simply the pull.
+ */
+
+/** SHA-1 and byte count of what passes through, in order. */
+export class Digest {
+  private readonly hash: Hash = createHash('sha1');
+  size = 0;
+
+  update(b: Buffer): void {
+    this.hash.update(b);
+    this.size += b.length;
+  }
+
+  result(): HashSizeResult {
+    return { size: this.size, checksum: this.hash.digest('hex') };
+  }
+}
+
+/** Passes chunks through, showing each to `digest` (and any other observers) first; tells observers when the source ends. */
+export async function* hashed(source: AsyncIterable<Buffer>, digest: Digest, observers: Array<{ update(b: Buffer): void; finish?(): void }> = []): AsyncGenerator<Buffer> {
+  for await (const b of source) {
+    digest.update(b);
+    for (const o of observers) o.update(b);
+    yield b;
+  }
+  for (const o of observers) o.finish?.();
+}
+
+/**
+ * A file's bytes in chunks of FRAME_SIZE, each in memory of its own (so it can move to a worker).
+ * An empty file gives one empty chunk, so it still becomes one (empty) frame. Reads to the end
+ * of the file as it is now: PostgreSQL may extend a relation while it is copied, and WAL replay
+ * covers whatever changed.
+ */
+export async function* fileChunks(handle: FileHandle, sizeHint = FRAME_SIZE): AsyncGenerator<Buffer> {
+  let any = false;
+  // most relation files are small: a buffer of their size (+1 to see the end in one read), not a whole frame's
+  let next = Math.min(FRAME_SIZE, sizeHint + 1);
+  for (;;) {
+    const chunk = Buffer.allocUnsafeSlow(next);
+    let filled = 0;
+    while (filled < chunk.length) {
+      const { bytesRead } = await handle.read(chunk, filled, chunk.length - filled, null);
+      if (bytesRead === 0) break;
+      filled += bytesRead;
+    }
+    if (filled === 0 && any) return;
+    any = true;
+    yield filled === chunk.length ? chunk : Buffer.from(chunk.subarray(0, filled));
+    if (filled < chunk.length) return;
+    next = FRAME_SIZE;
+  }
+}
+
+/** fileChunks of the file at `file`, which is opened on the first pull and closed when iteration ends. */
+export async function* readFileChunks(file: string, sizeHint?: number): AsyncGenerator<Buffer> {
+  const handle = await fsp.open(file, 'r');
+  try {
+    yield* fileChunks(handle, sizeHint);
+  } finally {
+    await handle.close();
+  }
+}
+
+/** In-flight frames per file: enough that every worker has work while the main thread sends. */
+function windowFor(pool: CodecPool): number {
+  return pool.size * 2 + 1;
+}
+
+/**
+ * Submits work in order, keeps up to `window` in flight, yields the results in the same order.
+ * Each item holds one of the pool's chunk slots from before it is read until the consumer has
+ * taken its result, so memory stays bounded however many files run at once. A file that finds
+ * no free slot first hands over what it has finished: a file holds slots only while it can
+ * still give them back without waiting for one, so files cannot starve each other.
+ */
+async function* ordered<T>(source: AsyncIterable<T>, window: number, pool: CodecPool, start: (item: T) => Promise<Buffer>): AsyncGenerator<Buffer> {
+  const input = source[Symbol.asyncIterator]();
+  const inflight: Promise<Buffer>[] = [];
+  const limiter = pool.chunks;
+  try {
+    for (;;) {
+      while (!limiter.tryAcquire()) {
+        if (inflight.length === 0) {
+          await limiter.acquire();
+          break;
+        }
+        const result = await inflight.shift()!;
+        limiter.release();
+        yield result;
+      }
+      const { value, done } = await input.next();
+      if (done) {
+        limiter.release();
+        break;
+      }
+      const p = start(value);
+      p.catch(() => undefined); // awaited below, in order; a failure must not surface early as "unhandled"
+      inflight.push(p);
+      if (inflight.length >= window) {
+        const result = await inflight.shift()!;
+        limiter.release();
+        yield result;
+      }
+    }
+    while (inflight.length) {
+      const result = await inflight.shift()!;
+      limiter.release();
+      yield result;
+    }
+  } finally {
+    for (let i = 0; i < inflight.length; i++) limiter.release();
+    inflight.length = 0;
+  }
+}
+
+/** Chunks of original bytes → compressed frames, in order. */
+export function encodeFrames(chunks: AsyncIterable<Buffer>, type: string, level: number, pool: CodecPool): AsyncIterable<Buffer> {
+  if (type === 'none') return chunks;
+  return ordered(chunks, windowFor(pool), pool, (chunk) => pool.encode(type, level, chunk));
+}
+
+/**
+ * Stored bytes (any cut) → original bytes, in order. Frames are decoded in parallel; from the
+ * first byte that is not a frame we can delimit (a file written by an older version, say) the
+ * rest streams through the ordinary single-threaded decompressor.
+ */
+export async function* decodeFrames(stored: AsyncIterable<Buffer>, type: string, pool: CodecPool): AsyncGenerator<Buffer> {
+  if (type === 'none') {
+    yield* stored;
+    return;
+  }
+  const splitter = new FrameSplitter(type);
+  const input = stored[Symbol.asyncIterator]();
+  async function* frames(): AsyncGenerator<Buffer> {
+    for (;;) {
+      const { value, done } = await input.next();
+      if (done) return;
+      yield* splitter.push(value);
+      if (splitter.failed) return;
+    }
+  }
+  yield* ordered(frames(), windowFor(pool), pool, (frame) => pool.decode(type, frame));
+  if (splitter.failed) {
+    const rest = splitter.takeRest();
+    const remaining = (async function* () {
+      yield rest;
+      for (;;) {
+        const { value, done } = await input.next();
+        if (done) return;
+        yield value;
+      }
+    })();
+    yield* Readable.from(remaining, { objectMode: false }).pipe(createDecompressor(type));
+    return;
+  }
+  const left = splitter.takeRest();
+  if (left.length) throw truncated(type, left.length);
+}
+
+/** Writes in order into a file handle the caller syncs and closes. */
+export async function writeAll(handle: FileHandle, data: AsyncIterable<Buffer>): Promise<void> {
+  for await (const b of data) await handle.write(b);
+}
