@@ -29,7 +29,7 @@ describe('a backup killed half way is resumed by the next one', () => {
   const storedFiles = (label: string): number => {
     const root = path.join(stanzaDir(), label, 'pg_data');
     if (!fs.existsSync(root)) return 0;
-    return (fs.readdirSync(root, { recursive: true }) as string[]).filter((n) => n.endsWith('.gz')).length;
+    return (fs.readdirSync(root, { recursive: true }) as string[]).filter((n) => n.endsWith('.zst')).length; // zst: the default compress-type
   };
 
   /** Replaces agent db1 with one started with the given extra flags. */

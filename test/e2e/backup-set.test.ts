@@ -100,8 +100,8 @@ describe('full, incr and diff backups of a real cluster, and restores of each se
     // a referenced entry carries the full's record of the data
     const inFull = fileOf(manifest(s.full!), s.files!.t_static);
     expect(fileOf(m, s.files!.t_static)).toMatchObject({ checksum: inFull.checksum, repoChecksum: inFull.repoChecksum, size: inFull.size });
-    expect(fs.existsSync(path.join(fixture().repoDir, 'backup', 'main', s.incr!, `${s.files!.t_static}.gz`))).toBe(false);
-    expect(fs.existsSync(path.join(fixture().repoDir, 'backup', 'main', s.incr!, `${s.files!.t_incr}.gz`))).toBe(true);
+    expect(fs.existsSync(path.join(fixture().repoDir, 'backup', 'main', s.incr!, `${s.files!.t_static}.zst`))).toBe(false);
+    expect(fs.existsSync(path.join(fixture().repoDir, 'backup', 'main', s.incr!, `${s.files!.t_incr}.zst`))).toBe(true);
   });
 
   step('a diff builds on the full, not on the incr: it sends everything changed since the full', async () => {

@@ -1,8 +1,9 @@
 /**
- * Issue 6, end to end: backups with each compress-type (lz4 and gz at process-max 2, none at
- * process-max 1; zst, the default, is covered by full-backup-restore), each stored with its own
- * extension and recorded per file in the manifest; a table file larger than one frame is cut
- * into several frames; restores at process-max 2 of the lz4 and gz backups start and have every row.
+ * Issue 6, end to end: full backups with each compress-type (lz4 and gz at process-max 2, none at
+ * process-max 1; zst, the default, also with --bundle), each stored with its own extension and
+ * recorded per file in the manifest; a table file larger than one frame is cut into several
+ * frames; a diff in lz4 over the zst full references that full's bundled files; restores at
+ * process-max 2 of the lz4, gz and diff backups start and have every row; verify reads it all.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -24,7 +25,7 @@ interface Backup {
 describe('backup and restore with every compress-type, process-max 2', () => {
   const fixture = useFixture();
   const step = scenario();
-  const s: { digest?: { count: number; sum: string }; relation?: string; backups: Record<string, Backup> } = { backups: {} };
+  const s: { digest?: { count: number; sum: string }; diffDigest?: { count: number; sum: string }; relation?: string; backups: Record<string, Backup> } = { backups: {} };
 
   step('a table of several MiB, half incompressible', async () => {
     const c = fixture().cluster1;
@@ -41,7 +42,7 @@ describe('backup and restore with every compress-type, process-max 2', () => {
   for (const [type, p] of [['lz4', 2], ['gz', 2], ['none', 1]] as const) {
     step(`backup --compress-type ${type} --process-max ${p}`, async () => {
       const fx = fixture();
-      const res = await fx.repoctl(['backup', '--stanza', 'main', '--start-fast', '--compress-type', type, '--process-max', String(p), '--output', 'json'], { timeoutMs: 200_000 });
+      const res = await fx.repoctl(['backup', '--stanza', 'main', '--type', 'full', '--start-fast', '--compress-type', type, '--process-max', String(p), '--output', 'json'], { timeoutMs: 200_000 });
       expectSuccess(res, `backup --compress-type ${type}`);
       const b = JSON.parse(res.stdout) as Backup;
       s.backups[type] = b;
@@ -71,7 +72,7 @@ describe('backup and restore with every compress-type, process-max 2', () => {
 
   step('backup --bundle: files under --bundle-limit are stored together, each at its offset', async () => {
     const fx = fixture();
-    const res = await fx.repoctl(['backup', '--stanza', 'main', '--start-fast', '--bundle', '--bundle-limit', '256KiB', '--bundle-size', '1MiB', '--process-max', '2', '--output', 'json'], { timeoutMs: 200_000 });
+    const res = await fx.repoctl(['backup', '--stanza', 'main', '--type', 'full', '--start-fast', '--bundle', '--bundle-limit', '256KiB', '--bundle-size', '1MiB', '--process-max', '2', '--output', 'json'], { timeoutMs: 200_000 });
     expectSuccess(res, 'backup --bundle');
     const b = JSON.parse(res.stdout) as Backup;
     s.backups.bundle = b;
@@ -91,18 +92,38 @@ describe('backup and restore with every compress-type, process-max 2', () => {
     expect(sizes).toBe(stored);
   }, 240_000);
 
-  for (const type of ['lz4', 'gz', 'bundle'] as const) {
+  step('a diff in lz4 over the zst full with bundles references files of the other codec and in bundles', async () => {
+    const fx = fixture();
+    await query(fx.cluster1, "insert into t select g, 'after the full ' || g from generate_series(70001, 75000) g");
+    await query(fx.cluster1, 'checkpoint');
+    s.diffDigest = await tableDigest(fx.cluster1, 't');
+    const res = await fx.repoctl(['backup', '--stanza', 'main', '--type', 'diff', '--start-fast', '--compress-type', 'lz4', '--process-max', '2', '--output', 'json'], { timeoutMs: 200_000 });
+    expectSuccess(res, 'backup --type diff --compress-type lz4');
+    const b = JSON.parse(res.stdout) as Backup;
+    s.backups.diff = b;
+    const manifest = fs.readFileSync(path.join(fx.repoDir, 'backup', 'main', b.label, 'backup.manifest'), 'utf8');
+    const full = s.backups.bundle.label;
+    // the changed table file is stored anew in this backup (lz4, the backup's own codec: no per-file ct)
+    const line = (name: string) => manifest.split('\n').find((l) => l.startsWith(`${name}=`)) ?? '';
+    expect(line(`pg_data/${s.relation}`)).not.toMatch(/"reference"|"ct"/);
+    // unchanged small files stay in the full's zst bundles, read by reference and offset
+    expect(line('pg_data/PG_VERSION')).toMatch(new RegExp(`^pg_data/PG_VERSION=\\{"bni":\\d+,"bno":\\d+,.*"ct":"zst".*"reference":"${full}"`));
+  }, 240_000);
+
+  for (const type of ['lz4', 'gz', 'diff'] as const) {
     step(`restore of the ${type} backup at process-max 2 starts with every row`, async () => {
       const fx = fixture();
       const target = path.join(await fx.newDir(`restore-${type}`), 'data');
-      const res = await fx.repoctl(['restore', '--stanza', 'main', '--host', 'db2', '--pg-path', target, '--set', s.backups[type].label, '--process-max', '2'], { timeoutMs: 200_000 });
+      const res = await fx.repoctl(['restore', '--stanza', 'main', '--host', 'db2', '--pg-path', target, '--set', s.backups[type].label, '--process-max', '2',
+        // each backup's own rows: stop where it is consistent, not at the end of the archive
+        '--type', 'immediate', '--target-action', 'promote'], { timeoutMs: 200_000 });
       expectSuccess(res, `restore of the ${type} backup`);
       const restored = clusterAt({ name: `restored-${type}`, dir: target, port: fx.restorePort, socketDir: fx.socketDir });
       fx.clusters.push(restored);
       await startCluster(restored, { settings: { archive_mode: 'off' }, timeoutMs: 150_000 });
       try {
         await waitUntil('recovery to finish', async () => (await query<{ r: boolean }>(restored, 'select pg_is_in_recovery() as r'))[0].r === false, { timeoutMs: 120_000, intervalMs: 500 });
-        expect(await tableDigest(restored, 't')).toEqual(s.digest);
+        expect(await tableDigest(restored, 't')).toEqual(type === 'diff' ? s.diffDigest : s.digest);
       } finally {
         await stopCluster(restored);
       }
