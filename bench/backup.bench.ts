@@ -25,8 +25,6 @@ const PROCESS = (env.BENCH_PROCESS_MAX ?? '1,2').split(',').map(Number);
 const RSS_PROCESS = (env.BENCH_RSS_PROCESS_MAX ?? '1,2,4').split(',').map(Number);
 const RUNS = Number(env.BENCH_RUNS ?? 1);
 const STANZA = 'bench';
-// as deploy/systemd/pgrepo-agent.service sets it (see there); inherited by every program started here
-process.env.MALLOC_MMAP_THRESHOLD_ ??= '262144';
 const MiB = 1024 * 1024;
 
 interface Sample {
