@@ -1,0 +1,200 @@
+import fsp from 'node:fs/promises';
+import path from 'node:path';
+import { describeCallError } from '../../shared/errors';
+import { validateWalFileName } from '../../shared/validate';
+import { isSegmentName } from '../../shared/wal';
+import type { AgentContext } from '../context';
+import { pushWal } from './push';
+import { DirWatch } from './dir-watch';
+import { archiveStatusDir, queueBytes, readyWalFiles, walFilePath } from './ready-queue';
+import type { DropJournal } from './dropped';
+import type { Spool } from './spool';
+
+export interface PushOptions {
+  /** archive-async: ship ready segments ahead of archive_command */
+  async: boolean;
+  processMax: number;
+  /** archive-push-queue-max in bytes; 0 = never drop */
+  queueMax: number;
+}
+
+export interface PushOutcome {
+  alreadyArchived: boolean;
+  /** set when the segment was dropped (archive-push-queue-max): the warning for PostgreSQL's log */
+  dropped?: string;
+}
+
+const RETRY_MAX_MS = 30_000;
+const DEFAULT_SEGMENT_SIZE = 16 * 1024 * 1024;
+
+const mib = (bytes: number) => `${Math.round(bytes / 1024 / 1024)} MiB`;
+
+/**
+ * archive-push on the agent. In sync mode it pushes what archive_command hands it. With
+ * archive-async it also reads ahead: it watches pg_wal/archive_status, pushes the ready
+ * segments `processMax` at a time (each compressing on its own thread of zlib's pool, all on one
+ * HTTP/2 connection), and marks each one in the spool once it is durable, so the shell entry
+ * point answers PostgreSQL without starting Node. A mark is removed once PostgreSQL has marked
+ * the segment done. When the server is unreachable it retries with back-off; nothing is lost,
+ * because PostgreSQL keeps every unacknowledged segment.
+ */
+export class ArchivePusher {
+  private readonly inflight = new Map<string, Promise<PushOutcome>>();
+  /** segments with a .ok mark in the spool → the drop warning ('' when pushed) */
+  private readonly marked = new Map<string, string>();
+  private readonly watch: DirWatch | undefined;
+  private scanning = false;
+  private rescan = false;
+  private retryAt = 0;
+  private backoffMs = 1000;
+  private failing = false;
+  private segmentSize = 0;
+  private spoolWarned = false;
+
+  constructor(private readonly ctx: AgentContext, private readonly options: PushOptions, private readonly spool: Spool,
+    private readonly dropped: DropJournal) {
+    if (options.async) this.watch = new DirWatch(archiveStatusDir(ctx.pgPath), 1000, () => this.kick());
+  }
+
+  async start(): Promise<void> {
+    if (!this.watch) return;
+    await this.spool.mark(this.spool.out('async'), `${process.pid}\n`);
+    this.watch.start();
+  }
+
+  stop(): void {
+    this.watch?.stop();
+  }
+
+  /** archive_command's request (through the Node client): resolves once the segment is durable, or dropped. */
+  async push(file: string, clientSpoolDir?: string): Promise<PushOutcome> {
+    const name = validateWalFileName(path.basename(file));
+    this.checkClientSpool(clientSpoolDir);
+    const running = this.inflight.get(name);
+    if (running) return running;
+    const mark = this.marked.get(name);
+    if (mark !== undefined) return mark ? { alreadyArchived: false, dropped: mark } : { alreadyArchived: true };
+    if (this.options.queueMax > 0 && !this.options.async) {
+      // sync mode drops one segment per call, as pgBackRest does, until the queue is below the limit again
+      const ready = await readyWalFiles(this.ctx.pgPath);
+      const bytes = queueBytes(ready, await this.learnSegmentSize(ready));
+      if (bytes > this.options.queueMax) return { alreadyArchived: false, dropped: this.drop([name], bytes) };
+    }
+    return this.ship(name, file);
+  }
+
+  private checkClientSpool(clientSpoolDir: string | undefined): void {
+    if (this.spoolWarned || clientSpoolDir === this.spool.dir || !this.options.async) return;
+    this.spoolWarned = true;
+    this.ctx.log.warn({ clientSpool: clientSpoolDir ?? null, agentSpool: this.spool.dir },
+      `archive_command does not look at this agent's spool, so every WAL file starts Node: use archive_command = '${this.ctx.archivePushCommand}'`);
+  }
+
+  private kick(): void {
+    if (this.scanning) {
+      this.rescan = true;
+      return;
+    }
+    this.scanning = true;
+    this.scan().catch((err: unknown) => this.ctx.log.warn({ err: (err as Error).message }, 'cannot read the WAL archive status')).finally(() => {
+      this.scanning = false;
+      if (this.rescan) {
+        this.rescan = false;
+        this.kick();
+      }
+    });
+  }
+
+  private async scan(): Promise<void> {
+    const ready = await readyWalFiles(this.ctx.pgPath);
+    const readySet = new Set(ready);
+    // PostgreSQL has marked these done: their marks have served
+    for (const name of [...this.marked.keys()]) {
+      if (readySet.has(name)) continue;
+      this.marked.delete(name);
+      await this.spool.unmark(this.spool.out(`${name}.ok`));
+    }
+    const waiting = ready.filter((n) => !this.marked.has(n) && !this.inflight.has(n));
+    if (this.options.queueMax > 0) {
+      const bytes = queueBytes(ready.filter((n) => !this.marked.has(n)), await this.learnSegmentSize(ready));
+      if (bytes > this.options.queueMax && waiting.length) {
+        // the whole queue goes, so that WAL does not trickle through in spurts while the limit is hit
+        const message = this.drop(waiting, bytes);
+        for (const name of waiting) {
+          await this.spool.mark(this.spool.out(`${name}.ok`), `${message}\n`);
+          this.marked.set(name, message);
+        }
+        return;
+      }
+    }
+    if (Date.now() < this.retryAt) return;
+    for (const name of waiting) {
+      if (this.inflight.size >= this.options.processMax) break;
+      this.ship(name, walFilePath(this.ctx.pgPath, name)).catch(() => undefined);
+    }
+  }
+
+  private async learnSegmentSize(ready: string[]): Promise<number> {
+    if (this.segmentSize) return this.segmentSize;
+    const segment = ready.find((n) => isSegmentName(n));
+    if (!segment) return DEFAULT_SEGMENT_SIZE;
+    try {
+      this.segmentSize = (await fsp.stat(walFilePath(this.ctx.pgPath, segment))).size;
+    } catch {
+      return DEFAULT_SEGMENT_SIZE;
+    }
+    return this.segmentSize;
+  }
+
+  private drop(names: string[], bytes: number): string {
+    const range = names.length === 1 ? names[0] : `${names[0]}..${names[names.length - 1]} (${names.length} files)`;
+    const message = `WAL file ${names.length === 1 ? '' : 's '}${range} dropped: archive-push-queue-max ${mib(this.options.queueMax)} exceeded (${mib(bytes)} waiting in pg_wal); they are not in the repository, so point-in-time recovery across them is impossible: take a new backup once archiving works`;
+    this.ctx.log.error({ wal: names, queueBytes: bytes, queueMax: this.options.queueMax }, message);
+    this.dropped.add(names);
+    return message;
+  }
+
+  private ship(name: string, file: string): Promise<PushOutcome> {
+    const marks = this.options.async;
+    const work = (async (): Promise<PushOutcome> => {
+      if (marks) await this.spool.mark(this.spool.out(`${name}.pending`));
+      try {
+        const result = await pushWal(this.ctx, file);
+        // .ok before .pending goes, so the shell always sees one of them
+        if (marks) {
+          await this.spool.mark(this.spool.out(`${name}.ok`));
+          this.marked.set(name, '');
+        }
+        this.succeeded();
+        this.ctx.log.debug({ wal: name, alreadyArchived: result.already_archived }, 'WAL file archived');
+        return { alreadyArchived: result.already_archived };
+      } catch (err) {
+        this.failed(name, err);
+        throw err;
+      } finally {
+        if (marks) await this.spool.unmark(this.spool.out(`${name}.pending`));
+        this.inflight.delete(name);
+        if (marks) this.kick();
+      }
+    })();
+    this.inflight.set(name, work);
+    return work;
+  }
+
+  private succeeded(): void {
+    if (this.failing) this.ctx.log.info('archiving works again');
+    this.failing = false;
+    this.backoffMs = 1000;
+    this.retryAt = 0;
+  }
+
+  private failed(name: string, err: unknown): void {
+    if (!this.options.async) return;
+    const reason = describeCallError(err, this.ctx.server);
+    // one warning per outage; the retries are at debug
+    this.ctx.log[this.failing ? 'debug' : 'warn']({ wal: name, err: reason, retryInSeconds: this.backoffMs / 1000 }, 'cannot archive WAL ahead of PostgreSQL; retrying');
+    this.failing = true;
+    this.retryAt = Date.now() + this.backoffMs;
+    this.backoffMs = Math.min(this.backoffMs * 2, RETRY_MAX_MS);
+  }
+}

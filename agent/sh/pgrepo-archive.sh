@@ -1,0 +1,175 @@
+#!/bin/sh
+# pgrepo-archive: what PostgreSQL's archive_command and restore_command run, once per WAL file.
+#
+#   archive_command = 'pgrepo-archive push --config /etc/pgrepo/agent.conf %p'
+#   restore_command = 'pgrepo-archive get --config /etc/pgrepo/agent.conf %f "%p"'
+#
+# Starting Node costs ~50 ms, so a WAL file the agent has already handled is answered here, in
+# the shell, from the agent's spool (status files only, never copies of pushed WAL):
+#   push: out/<wal>.ok exists once the agent has the segment durable in the repository
+#         (archive-async); exit 0 at once. While out/<wal>.pending exists the agent is shipping
+#         it: wait for it. Otherwise start the Node client, which asks the agent over its socket.
+#   get:  in/<wal> is a segment the agent prefetched and checked: move it to %p, exit 0.
+#         in/<wal>.missing says the archive did not have it a moment ago: exit 1 (end of
+#         recovery), but only while the agent that wrote it is alive.
+# Everything else (agent behind, sync mode, errors) goes to the Node client, which exits 0 only
+# when the segment is durable (push) or written and checked (get). This script never answers 0
+# for a push by itself unless the agent's .ok mark says so.
+#
+# Options (the flags win over the config file, which is the agent's own: socket, spool-path,
+# stanza are read from it):
+#   --config FILE  --socket PATH  --spool-path DIR  --stanza NAME
+#   --node PATH    the node binary for the slow path (default: $PGREPO_NODE, else node on PATH)
+
+usage() {
+  echo 'usage: pgrepo-archive push [--config FILE] [--socket PATH] [--spool-path DIR] [--stanza NAME] [--node PATH] WAL_PATH' >&2
+  echo '       pgrepo-archive get  [--config FILE] [--socket PATH] [--spool-path DIR] [--stanza NAME] [--node PATH] WAL_NAME DEST_PATH' >&2
+  exit 2
+}
+
+fail() {
+  echo "pgrepo-archive: error: $*" >&2
+  exit 1
+}
+
+command=${1-}
+[ $# -gt 0 ] && shift
+case $command in push|get) ;; *) usage ;; esac
+
+config= socket= spool= stanza= node=${PGREPO_NODE-}
+while [ $# -gt 0 ]; do
+  case $1 in
+    --config|--socket|--spool-path|--stanza|--node)
+      [ $# -ge 2 ] || usage
+      opt=$1 value=$2
+      shift 2 ;;
+    --config=*|--socket=*|--spool-path=*|--stanza=*|--node=*)
+      opt=${1%%=*} value=${1#*=}
+      shift ;;
+    --) shift; break ;;
+    --*) echo "pgrepo-archive: unknown option '$1'" >&2; usage ;;
+    *) break ;;
+  esac
+  case $opt in
+    --config) config=$value ;;
+    --socket) socket=$value ;;
+    --spool-path) spool=$value ;;
+    --stanza) stanza=$value ;;
+    --node) node=$value ;;
+  esac
+done
+
+trim() {
+  trimmed=${1#"${1%%[![:space:]]*}"}
+  trimmed=${trimmed%"${trimmed##*[![:space:]]}"}
+}
+
+# The agent's config file: key=value lines, '#'/';' comments, an optional [global] header.
+if [ -n "$config" ]; then
+  [ -r "$config" ] || fail "cannot read config file $config"
+  while IFS= read -r line || [ -n "$line" ]; do
+    trim "$line"
+    case $trimmed in ''|'#'*|';'*|'['*) continue ;; *=*) ;; *) continue ;; esac
+    trim "${trimmed%%=*}"; key=$trimmed
+    trim "${line#*=}"; value=$trimmed
+    case $key in
+      socket) [ -n "$socket" ] || socket=$value ;;
+      spool-path) [ -n "$spool" ] || spool=$value ;;
+      stanza) [ -n "$stanza" ] || stanza=$value ;;
+    esac
+  done < "$config"
+fi
+[ -n "$spool" ] || spool=/var/spool/pgrepo
+
+# The spool is usable only for a plain WAL file name and a stanza (names from PostgreSQL are
+# always plain; anything else goes to the Node client, which validates and explains).
+dir=
+case $stanza in
+  ''|.*|*[!0-9A-Za-z._-]*) ;;
+  *) dir=$spool/archive/$stanza ;;
+esac
+
+plain_name() {
+  case $1 in ''|.*|*[!0-9A-Za-z._-]*) return 1 ;; esac
+  return 0
+}
+
+# Polls in 10 ms steps; without a sub-second sleep, go straight to the Node client.
+nap() {
+  sleep 0.01 2>/dev/null
+}
+
+node_client() {
+  self=$0
+  while [ -h "$self" ]; do
+    link=$(readlink "$self") || break
+    case $link in /*) self=$link ;; *) self=${self%/*}/$link ;; esac
+  done
+  case $self in */*) here=${self%/*} ;; *) here=. ;; esac
+  if [ -z "$node" ]; then
+    node=$(command -v node) || fail "cannot find node: put it on PostgreSQL's PATH, or pass --node PATH or set PGREPO_NODE"
+  fi
+  sub=$1
+  shift
+  [ -n "$dir" ] && set -- --spool-dir "$dir" "$@"
+  [ -n "$socket" ] && set -- --socket "$socket" "$@"
+  exec "$node" "$here/main.js" "$sub" "$@"
+}
+
+if [ "$command" = push ]; then
+  [ $# -eq 1 ] || usage
+  wal=$1
+  name=${wal##*/}
+  if [ -n "$dir" ] && plain_name "$name"; then
+    out=$dir/out
+    waited=0
+    while :; do
+      if [ -e "$out/$name.ok" ]; then
+        # a dropped segment (archive-push-queue-max) carries the warning PostgreSQL should log
+        msg=
+        IFS= read -r msg < "$out/$name.ok" 2>/dev/null
+        [ -n "$msg" ] && echo "pgrepo-archive: $msg" >&2
+        exit 0
+      fi
+      if [ -e "$out/$name.pending" ]; then
+        limit=1000   # the agent is shipping it: that beats starting Node (~10 s at most)
+      elif [ -e "$out/async" ]; then
+        limit=5      # the agent reads ahead but may not have seen the .ready file yet
+      else
+        break
+      fi
+      [ "$waited" -lt "$limit" ] || break
+      nap || break
+      waited=$((waited + 1))
+    done
+  fi
+  node_client archive-push "$wal"
+fi
+
+[ $# -eq 2 ] || usage
+name=$1
+dest=$2
+if [ -n "$dir" ] && plain_name "$name"; then
+  in=$dir/in
+  waited=0
+  while :; do
+    if [ -e "$in/$name" ]; then
+      # mv falls back to copy + remove across filesystems; on failure the Node client fetches
+      mv -f -- "$in/$name" "$dest" 2>/dev/null && exit 0
+      break
+    fi
+    if [ -e "$in/$name.missing" ]; then
+      pid=
+      IFS= read -r pid < "$in/$name.missing" 2>/dev/null
+      case $pid in ''|*[!0-9]*) break ;; esac
+      # a mark left by a dead agent proves nothing: ask the agent (or fail) instead
+      kill -0 "$pid" 2>/dev/null && exit 1
+      break
+    fi
+    [ -e "$in/$name.pending" ] || break
+    [ "$waited" -lt 1000 ] || break
+    nap || break
+    waited=$((waited + 1))
+  done
+fi
+node_client archive-get "$name" "$dest"
