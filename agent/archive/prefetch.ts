@@ -49,6 +49,8 @@ export class WalPrefetcher {
   /** lowest segment the archive did not have at the last look */
   private missing: string | undefined;
   private readonly inflight = new Map<string, Promise<void>>();
+  /** fetches still downloading (an in-flight one may be downloaded and only waiting to be renamed into place) */
+  private downloading = 0;
   /** segment files in the spool at the last look */
   private spooled = new Set<string>();
   private lastUse = 0;
@@ -98,15 +100,17 @@ export class WalPrefetcher {
 
   private async restartAt(name: string): Promise<void> {
     this.active = true;
-    this.timeline = parseSegmentName(name).timeline;
+    const timeline = parseSegmentName(name).timeline;
+    const sameTimeline = timeline === this.timeline;
+    this.timeline = timeline;
     this.next = this.segmentSize ? nextSegmentName(name, this.segmentSize) : undefined;
     this.missing = undefined;
     // whatever was fetched for another position is of no use now
     const keepFrom = this.next ?? name;
     for (const entry of await fsp.readdir(this.spool.inDir)) {
       const seg = entry.slice(0, 24);
-      const inWindow = isSegmentName(seg) && parseSegmentName(seg).timeline === this.timeline && seg >= keepFrom;
-      if (!inWindow && !entry.startsWith('.') && !this.inflight.has(seg)) {
+      const keep = isSegmentName(seg) ? parseSegmentName(seg).timeline === this.timeline && seg >= keepFrom : sameTimeline;
+      if (!keep && !entry.startsWith('.') && !this.inflight.has(seg)) {
         await this.spool.unmark(this.spool.in(entry));
         this.spooled.delete(seg);
       }
@@ -129,7 +133,7 @@ export class WalPrefetcher {
       return;
     }
     if (this.missing && Date.now() >= this.recheckAt) this.recheck(this.missing);
-    this.probeNextTimeline();
+    this.probeHistory();
     this.fill();
   }
 
@@ -147,7 +151,7 @@ export class WalPrefetcher {
   private fill(): void {
     if (!this.active || !this.segmentSize || this.missing || Date.now() < this.retryAt) return;
     const room = Math.max(1, Math.floor(this.options.queueMax / this.segmentSize));
-    while (this.next && this.inflight.size < this.options.processMax && this.spooled.size + this.inflight.size < room) {
+    while (this.next && this.downloading < this.options.processMax && this.spooled.size + this.downloading < room) {
       const name = this.next;
       this.next = nextSegmentName(name, this.segmentSize);
       if (!this.spooled.has(name) && !this.inflight.has(name)) this.fetch(name);
@@ -156,14 +160,28 @@ export class WalPrefetcher {
 
   private fetch(name: string): void {
     const pending = this.spool.in(`${name}.pending`);
+    const downloaded = this.spool.in(`.${name}.fetched`);
+    // the shell waits on .pending: it must exist as soon as the fetch is decided
+    this.spool.markNow(pending);
+    this.downloading++;
+    let counted = true;
+    const downloadedNow = () => {
+      if (counted) this.downloading--;
+      counted = false;
+    };
     const work = (async () => {
-      await this.spool.mark(pending);
       try {
-        if (await getWal(this.ctx, name, this.spool.in(name))) {
+        const found = await getWal(this.ctx, name, downloaded, false);
+        downloadedNow();
+        if (found) {
           this.spooled.add(name);
-          await this.spool.unmark(this.spool.in(`${name}.missing`));
           if (this.missing === name) this.missing = undefined;
           this.backoffMs = 1000;
+          // start the next fetch (and its .pending) before this file becomes visible, so recovery
+          // reaching the next segment finds it pending instead of starting Node
+          this.fill();
+          await fsp.rename(downloaded, this.spool.in(name));
+          await this.spool.unmark(this.spool.in(`${name}.missing`));
         } else {
           await this.setMissing(name);
         }
@@ -173,7 +191,9 @@ export class WalPrefetcher {
         this.retryAt = Date.now() + this.backoffMs;
         this.backoffMs = Math.min(this.backoffMs * 2, RETRY_MAX_MS);
       } finally {
+        downloadedNow();
         await this.spool.unmark(pending);
+        await this.spool.unmark(downloaded);
         this.inflight.delete(name);
         this.fill();
       }
@@ -198,20 +218,23 @@ export class WalPrefetcher {
     this.next = nextSegmentName(name, this.segmentSize);
   }
 
-  /** At the end of recovery PostgreSQL looks for the next timeline's history file; have the answer ready. */
-  private probeNextTimeline(): void {
+  /**
+   * At the end of recovery PostgreSQL asks for the history files of this timeline and the next
+   * (to pick a new timeline); have the answers ready in the spool.
+   */
+  private probeHistory(): void {
     if (this.historyProbe || !this.timeline) return;
-    const name = historyFileName(this.timeline + 1);
-    if (fs.existsSync(this.spool.in(name))) return;
-    const missingMark = this.spool.in(`${name}.missing`);
-    this.historyProbe = (async () => {
+    const probe = async (name: string) => {
+      if (fs.existsSync(this.spool.in(name))) return;
+      const missingMark = this.spool.in(`${name}.missing`);
       try {
-        if (await getWal(this.ctx, name, this.spool.in(name))) await this.spool.unmark(missingMark);
+        if (await getWal(this.ctx, name, this.spool.in(name), false)) await this.spool.unmark(missingMark);
         else await this.spool.mark(missingMark, `${process.pid}\n`);
       } catch {
         await this.spool.unmark(missingMark);
       }
-    })().finally(() => {
+    };
+    this.historyProbe = Promise.all([probe(historyFileName(this.timeline)), probe(historyFileName(this.timeline + 1))]).then(() => undefined).finally(() => {
       const again = setTimeout(() => { this.historyProbe = undefined; }, this.options.recheckMs);
       again.unref();
     });

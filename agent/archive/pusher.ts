@@ -80,7 +80,7 @@ export class ArchivePusher {
       const bytes = queueBytes(ready, await this.learnSegmentSize(ready));
       if (bytes > this.options.queueMax) return { alreadyArchived: false, dropped: this.drop([name], bytes) };
     }
-    return this.ship(name, file);
+    return this.ship(name, file, false);
   }
 
   private checkClientSpool(clientSpoolDir: string | undefined): void {
@@ -114,13 +114,14 @@ export class ArchivePusher {
       this.marked.delete(name);
       await this.spool.unmark(this.spool.out(`${name}.ok`));
     }
-    const waiting = ready.filter((n) => !this.marked.has(n) && !this.inflight.has(n));
+    const unmarked = ready.filter((n) => !this.marked.has(n));
     if (this.options.queueMax > 0) {
-      const bytes = queueBytes(ready.filter((n) => !this.marked.has(n)), await this.learnSegmentSize(ready));
-      if (bytes > this.options.queueMax && waiting.length) {
-        // the whole queue goes, so that WAL does not trickle through in spurts while the limit is hit
-        const message = this.drop(waiting, bytes);
-        for (const name of waiting) {
+      const bytes = queueBytes(unmarked, await this.learnSegmentSize(ready));
+      if (bytes > this.options.queueMax) {
+        // the whole queue goes, the oldest (which PostgreSQL waits on, maybe being retried now)
+        // included, so pg_wal empties and WAL does not trickle through in spurts while the limit is hit
+        const message = this.drop(unmarked, bytes);
+        for (const name of unmarked) {
           await this.spool.mark(this.spool.out(`${name}.ok`), `${message}\n`);
           this.marked.set(name, message);
         }
@@ -128,9 +129,10 @@ export class ArchivePusher {
       }
     }
     if (Date.now() < this.retryAt) return;
+    const waiting = unmarked.filter((n) => !this.inflight.has(n));
     for (const name of waiting) {
       if (this.inflight.size >= this.options.processMax) break;
-      this.ship(name, walFilePath(this.ctx.pgPath, name)).catch(() => undefined);
+      this.ship(name, walFilePath(this.ctx.pgPath, name), true).catch(() => undefined);
     }
   }
 
@@ -148,16 +150,18 @@ export class ArchivePusher {
 
   private drop(names: string[], bytes: number): string {
     const range = names.length === 1 ? names[0] : `${names[0]}..${names[names.length - 1]} (${names.length} files)`;
-    const message = `WAL file ${names.length === 1 ? '' : 's '}${range} dropped: archive-push-queue-max ${mib(this.options.queueMax)} exceeded (${mib(bytes)} waiting in pg_wal); they are not in the repository, so point-in-time recovery across them is impossible: take a new backup once archiving works`;
+    const message = `WAL file${names.length === 1 ? '' : 's'} ${range} dropped: archive-push-queue-max ${mib(this.options.queueMax)} exceeded (${mib(bytes)} waiting in pg_wal); they are not in the repository, so point-in-time recovery across them is impossible: take a new backup once archiving works`;
     this.ctx.log.error({ wal: names, queueBytes: bytes, queueMax: this.options.queueMax }, message);
     this.dropped.add(names);
     return message;
   }
 
-  private ship(name: string, file: string): Promise<PushOutcome> {
+  /** `readAhead`: started by the agent itself, so a failure backs the read-ahead off (PostgreSQL's own call just fails). */
+  private ship(name: string, file: string, readAhead: boolean): Promise<PushOutcome> {
     const marks = this.options.async;
+    // the shell waits on .pending: it must exist before anything else happens
+    if (marks) this.spool.markNow(this.spool.out(`${name}.pending`));
     const work = (async (): Promise<PushOutcome> => {
-      if (marks) await this.spool.mark(this.spool.out(`${name}.pending`));
       try {
         const result = await pushWal(this.ctx, file);
         // .ok before .pending goes, so the shell always sees one of them
@@ -169,7 +173,7 @@ export class ArchivePusher {
         this.ctx.log.debug({ wal: name, alreadyArchived: result.already_archived }, 'WAL file archived');
         return { alreadyArchived: result.already_archived };
       } catch (err) {
-        this.failed(name, err);
+        if (readAhead) this.failed(name, err);
         throw err;
       } finally {
         if (marks) await this.spool.unmark(this.spool.out(`${name}.pending`));
@@ -189,7 +193,6 @@ export class ArchivePusher {
   }
 
   private failed(name: string, err: unknown): void {
-    if (!this.options.async) return;
     const reason = describeCallError(err, this.ctx.server);
     // one warning per outage; the retries are at debug
     this.ctx.log[this.failing ? 'debug' : 'warn']({ wal: name, err: reason, retryInSeconds: this.backoffMs / 1000 }, 'cannot archive WAL ahead of PostgreSQL; retrying');

@@ -76,6 +76,11 @@ export class Spool {
     await fsp.rename(tmp, file);
   }
 
+  /** An empty mark, written before the caller goes on, so it is visible before anything that follows it. */
+  markNow(file: string): void {
+    fs.writeFileSync(file, '');
+  }
+
   async unmark(file: string): Promise<void> {
     await fsp.rm(file, { force: true });
   }

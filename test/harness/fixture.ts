@@ -34,6 +34,8 @@ export interface FixtureOptions {
   serverArgs?: string[];
   /** more flags for agent db1 (e.g. --archive-async) */
   agent1Args?: string[];
+  /** more flags for agent db2 */
+  agent2Args?: string[];
   /** more postgresql.conf settings for cluster 1 */
   cluster1Settings?: Record<string, string | number>;
 }
@@ -194,6 +196,7 @@ export async function createFixture(opts: FixtureOptions = {}): Promise<Fixture>
           pgSocketPath: o.pgSocketPath ?? socketDir,
           socket: o.socket ?? agent2Socket,
           logLevel: o.logLevel,
+          extraArgs: opts.agent2Args,
           logFile: path.join(logs, 'agent-db2.log'),
         });
         procs.push(proc);
