@@ -15,6 +15,7 @@ import { runCleanups } from '../test/harness/cleanup';
 import { clusterAt, freePort, initCluster, pgBindir, query, startCluster, stopCluster, type Cluster } from '../test/harness/pg';
 import { archiveCommandFor, repoctl, startAgent, startServer, type Proc, type RepoctlConnection } from '../test/harness/processes';
 import { chownToPostgres, describeRun, isRoot, run, runOk } from '../test/harness/system';
+import { writeResultsSection } from './results';
 
 const env = process.env;
 const BENCH_DIR = env.PGREPO_BENCH_DIR ?? '/var/tmp/pgrepo-bench';
@@ -289,7 +290,7 @@ it('pgrepo vs pgBackRest: full backup and restore', async () => {
     `Command: \`${commandLine()}\``, '',
     table, '',
   ].join('\n');
-  fs.writeFileSync(path.join(__dirname, 'RESULTS.md'), results);
+  writeResultsSection('backup', results);
   expect(rows.length).toBeGreaterThan(0);
 }, 4 * 3_600_000);
 
