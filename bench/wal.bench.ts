@@ -414,6 +414,8 @@ function report(o: { calls: CallRow[]; startup: Record<string, number>; drain: D
     '',
     o.versions,
     '',
+  ];
+  if (o.calls.length) lines.push(...[
     `### Start-up (ms, median of ${CALLS}, each run as PostgreSQL runs it: sh -c)`,
     '',
     '| what | ms |',
@@ -431,6 +433,8 @@ function report(o: { calls: CallRow[]; startup: Record<string, number>; drain: D
     '',
     `Async: the call for a segment the agent (pgBackRest: its async process) has already pushed; at ${ms(o.startup.sh)} ms a call, PostgreSQL's serial archive_command keeps up with ${Math.floor(1e6 / o.startup.sh)} segments/s.`,
     '',
+  ]);
+  if (o.drain.length) lines.push(...[
     `### Drain of a backlog of ${BACKLOG} segments written by pgbench (segments/s; process-max ${PROCESS_MAX} in async mode; ratio = pgrepo / pgBackRest, above 1 = pgrepo faster)`,
     '',
     '| codec | pgrepo sync | pgBackRest sync | ratio | pgrepo async | pgBackRest async | ratio |',
@@ -440,19 +444,23 @@ function report(o: { calls: CallRow[]; startup: Record<string, number>; drain: D
       return `| ${r.codec} | ${g('pgrepo sync').toFixed(1)} | ${g('pgBackRest sync').toFixed(1)} | ${ratio(g('pgrepo sync'), g('pgBackRest sync'))} | ${g('pgrepo async').toFixed(1)} | ${g('pgBackRest async').toFixed(1)} | ${ratio(g('pgrepo async'), g('pgBackRest async'))} |`;
     }),
     '',
+  ]);
+  if (o.lag.length) lines.push(...[
     `### Archive lag under pgbench load (${LOAD_SECONDS} s, pgbench -c 4 -j 2, ${codecName(DRAIN_CODECS[0])}; lag = current WAL position minus the end of the last archived segment, sampled every 0.5 s)`,
     '',
     '| set-up | tps | WAL MiB/s | max lag MiB | mean lag MiB |',
     '|---|---:|---:|---:|---:|',
     ...o.lag.map((r) => `| ${r.tool} | ${r.tps.toFixed(0)} | ${r.walMiBs.toFixed(1)} | ${r.maxLagMiB.toFixed(1)} | ${r.meanLagMiB.toFixed(1)} |`),
     '',
+  ]);
+  if (o.replay.length) lines.push(...[
     `### Recovery replay through restore_command (${REPLAY} segments of bulk inserts, ${codecName(DRAIN_CODECS[0])}; time from pg_ctl start to the end of recovery)`,
     '',
     '| archive-get | segments | seconds | segments/s | requests that started Node |',
     '|---|---:|---:|---:|---:|',
     ...o.replay.map((r) => `| ${r.what} | ${r.segments} | ${r.seconds.toFixed(1)} | ${(r.segments / r.seconds).toFixed(1)} | ${r.viaNode ?? '-'} |`),
     '',
-  ];
+  ]);
   const prefetch = o.replay[0];
   const pgbrAsync = o.replay.find((r) => r.what.startsWith('pgBackRest async'));
   if (prefetch && pgbrAsync) lines.push(`Replay ratio pgrepo prefetch / pgBackRest async (segments/s): ${ratio(prefetch.segments / prefetch.seconds, pgbrAsync.segments / pgbrAsync.seconds)}.`, '');
