@@ -68,9 +68,13 @@ const within = (name: string, r: SegmentRange) => name.slice(0, 8) === r.start.s
  * analysis, which also knows the holes expire leaves on purpose), and dropped segments
  * (archive-push-queue-max) that were never archived, e.g. after the newest archived one.
  */
+/** Dropped segments (archive-push-queue-max) that are not in the archive after all. */
+export function lostSegments(present: ReadonlySet<string>, dropped: Iterable<string>): string[] {
+  return [...dropped].filter((n) => isSegmentName(n) && !present.has(n));
+}
+
 export function missingRanges(archived: string[], dropped: Iterable<string>, segmentSize: number, backups: BackupWal[]): MissingRange[] {
-  const present = new Set(archived);
-  const lost = [...dropped].filter((n) => isSegmentName(n) && !present.has(n));
+  const lost = lostSegments(new Set(archived), dropped);
   const holes = findGaps(contiguousRanges(archived, segmentSize), segmentSize, backups);
   const beyond = contiguousRanges(lost.filter((n) => !holes.some((h) => within(n, h))), segmentSize).map((r) => ({ ...r, expired: false }));
   return [...holes, ...beyond]

@@ -4,7 +4,7 @@
  * starting Node; the server goes away mid-burst and archiving catches up with nothing lost; a
  * restore replays all of it, mostly from the prefetch spool; .history, .partial and .backup
  * files round-trip; a segment of another PostgreSQL version is refused naming both; and
- * archive-push-queue-max drops WAL, says so, and info shows the gap.
+ * archive-push-queue-max drops WAL, says so, and info and verify show the gap.
  */
 import crypto from 'node:crypto';
 import fs from 'node:fs';
@@ -255,5 +255,10 @@ describe('WAL archiving at production rate (archive-async, spool, queue-max, pre
     expect(text.stdout).toMatch(/wal dropped by archive-push-queue-max: \d+ file/);
     expect(text.stdout).toMatch(/wal gap \(15-1\): .*dropped by archive-push-queue-max/);
     expect(text.stdout).toMatch(/recovery from this backup stops before/);
+
+    // verify reads the whole repository and fails on the gap, saying where it came from
+    const verify = await fx.repoctl(['verify', '--stanza', 'main'], { timeoutMs: 200_000 });
+    expect(verify.code, verify.stdout + verify.stderr).not.toBe(0);
+    expect(verify.stdout).toContain(`missing WAL ${dropped[0]}-${dropped[dropped.length - 1]} (dropped by the agent for archive-push-queue-max`);
   }, 300_000);
 });
