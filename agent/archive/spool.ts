@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { UserError } from '../../shared/errors';
+import { pidAlive } from '../../shared/pid';
 
 /**
  * The agent's spool for one stanza, pgBackRest's layout, read by the shell entry point
@@ -38,7 +39,7 @@ export class Spool {
     }
     const pidFile = path.join(this.dir, 'agent.pid');
     const other = Number(readFirstLine(pidFile));
-    if (Number.isInteger(other) && other > 0 && other !== process.pid && isAlive(other)) {
+    if (Number.isInteger(other) && other > 0 && other !== process.pid && pidAlive(other)) {
       throw new UserError(`another agent (pid ${other}) uses the spool ${this.dir}: stop it, or give this one its own --spool-path`);
     }
     fs.writeFileSync(pidFile, `${process.pid}\n`);
@@ -91,14 +92,5 @@ function readFirstLine(file: string): string {
     return fs.readFileSync(file, 'utf8').split('\n')[0].trim();
   } catch {
     return '';
-  }
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
