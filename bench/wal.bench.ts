@@ -266,14 +266,24 @@ async function oneCallPhase(b: Bench, templates: string[]): Promise<{ rows: Call
   return { rows, startup };
 }
 
-interface Tool { name: string; setup: (codec: Codec) => Promise<string> }
+interface Tool {
+  name: string;
+  /** starts what the set-up needs and returns its archive_command */
+  setup: (codec: Codec) => Promise<string>;
+  /** stops what would archive while PostgreSQL's archiving is paused (pgrepo's async agent reads ahead by itself) */
+  pause?: () => Promise<void>;
+}
 
 /** The archive_command of each of the four set-ups for the real cluster. */
 function tools(b: Bench): Tool[] {
+  const pgrepo = (extra: string[]) => async (codec: Codec) => {
+    const a = await agent(b, 'real', b.cluster.dir, [...pgrepoFlags(codec), ...extra]);
+    return pgrepoPushCommand(a.socket, a.spool);
+  };
   return [
-    { name: 'pgrepo sync', setup: async (codec) => { const a = await agent(b, 'real', b.cluster.dir, pgrepoFlags(codec)); return pgrepoPushCommand(a.socket, a.spool); } },
+    { name: 'pgrepo sync', setup: pgrepo([]) },
     { name: 'pgBackRest sync', setup: async (codec) => pgbrPush('real', codec, false) },
-    { name: 'pgrepo async', setup: async (codec) => { const a = await agent(b, 'real', b.cluster.dir, [...pgrepoFlags(codec), '--archive-async', '--process-max', String(PROCESS_MAX)]); return pgrepoPushCommand(a.socket, a.spool); } },
+    { name: 'pgrepo async', setup: pgrepo(['--archive-async', '--process-max', String(PROCESS_MAX)]), pause: async () => b.agents.get('real')?.stop() },
     { name: 'pgBackRest async', setup: async (codec) => pgbrPush('real', codec, true) },
   ];
 }
@@ -285,14 +295,17 @@ async function drainPhase(b: Bench): Promise<DrainRow[]> {
   for (const codec of DRAIN_CODECS) {
     const rates: Record<string, number> = {};
     for (const tool of tools(b)) {
-      const command = await tool.setup(codec);
+      let command = await tool.setup(codec);
       // whatever is pending goes first, untimed; then pause, build the backlog, resume and time the drain
       await setArchiveCommand(b.cluster, command);
       await waitArchived(b.cluster, await switchWal(b.cluster));
       await setArchiveCommand(b.cluster, '');
+      await tool.pause?.();
       await query(b.cluster, 'checkpoint');
       const backlog = await makeWal(b.cluster, BACKLOG, 'pgbench');
+      // resuming includes starting the agent again where it was stopped (its start-up counts against it)
       const t0 = process.hrtime.bigint();
+      if (tool.pause) command = await tool.setup(codec);
       await setArchiveCommand(b.cluster, command);
       await waitArchived(b.cluster, backlog[backlog.length - 1]);
       const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
@@ -465,7 +478,9 @@ afterAll(() => runCleanups(), 600_000);
 
 it('WAL archiving: pgrepo vs pgBackRest', async () => {
   await ensurePgbackrest();
-  await fsp.rm(BENCH_DIR, { recursive: true, force: true });
+  // a cluster left running by an interrupted run goes first
+  if (fs.existsSync(path.join(BENCH_DIR, 'pg', 'postmaster.pid'))) await stopCluster(clusterAt({ dir: path.join(BENCH_DIR, 'pg'), port: 0, socketDir: '' }), 'immediate');
+  await fsp.rm(BENCH_DIR, { recursive: true, force: true, maxRetries: 5 });
   await ownedDir(BENCH_DIR);
   await writeOwned(path.join(BENCH_DIR, 'timer.sh'), TIMER);
   const sockDir = await ownedDir(path.join(BENCH_DIR, 'sock'));

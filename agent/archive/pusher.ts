@@ -9,10 +9,13 @@ import { DirWatch } from './dir-watch';
 import { archiveStatusDir, queueBytes, readyWalFiles, walFilePath } from './ready-queue';
 import type { DropJournal } from './dropped';
 import type { Spool } from './spool';
+import { requestProblem, takeShellRequests } from './shell-requests';
 
 export interface PushOptions {
   /** archive-async: ship ready segments ahead of archive_command */
   async: boolean;
+  /** the spool is usable: marks for the shell entry point, and its requests */
+  marks: boolean;
   processMax: number;
   /** archive-push-queue-max in bytes; 0 = never drop */
   queueMax: number;
@@ -25,24 +28,27 @@ export interface PushOutcome {
 }
 
 const RETRY_MAX_MS = 30_000;
+/** a mark whose .ready PostgreSQL never showed us is removed after this long */
+const STALE_MARK_MS = 60_000;
 const DEFAULT_SEGMENT_SIZE = 16 * 1024 * 1024;
 
 const mib = (bytes: number) => `${Math.round(bytes / 1024 / 1024)} MiB`;
 
 /**
- * archive-push on the agent. In sync mode it pushes what archive_command hands it. With
- * archive-async it also reads ahead: it watches pg_wal/archive_status, pushes the ready
- * segments `processMax` at a time (each compressing on its own thread of zlib's pool, all on one
- * HTTP/2 connection), and marks each one in the spool once it is durable, so the shell entry
- * point answers PostgreSQL without starting Node. A mark is removed once PostgreSQL has marked
- * the segment done. When the server is unreachable it retries with back-off; nothing is lost,
+ * archive-push on the agent. It pushes what archive_command asks for, through the spool (the
+ * shell entry point's request file) or the Node client, and marks each segment in the spool
+ * once it is durable (`out/<wal>.ok`), which is the shell's answer. With archive-async it also
+ * reads ahead: it watches pg_wal/archive_status and pushes the ready segments `processMax` at a
+ * time (each compressing on its own thread of zlib's pool, all on one HTTP/2 connection), so the
+ * shell finds the mark already there. A mark is removed once PostgreSQL has marked the segment
+ * done. When the server is unreachable the read-ahead retries with back-off; nothing is lost,
  * because PostgreSQL keeps every unacknowledged segment.
  */
 export class ArchivePusher {
   private readonly inflight = new Map<string, Promise<PushOutcome>>();
-  /** segments with a .ok mark in the spool → the drop warning ('' when pushed) */
-  private readonly marked = new Map<string, string>();
-  private readonly watch: DirWatch | undefined;
+  /** segments with a .ok mark in the spool: the drop warning ('' when pushed), when, and whether PostgreSQL showed us its .ready */
+  private readonly marked = new Map<string, { message: string; at: number; seenReady: boolean }>();
+  private readonly watches: DirWatch[] = [];
   private scanning = false;
   private rescan = false;
   private retryAt = 0;
@@ -53,41 +59,51 @@ export class ArchivePusher {
 
   constructor(private readonly ctx: AgentContext, private readonly options: PushOptions, private readonly spool: Spool,
     private readonly dropped: DropJournal) {
-    if (options.async) this.watch = new DirWatch(archiveStatusDir(ctx.pgPath), 1000, () => this.kick());
+    if (options.marks) {
+      this.watches.push(new DirWatch(archiveStatusDir(ctx.pgPath), 1000, () => this.kick()));
+      this.watches.push(new DirWatch(spool.outDir, 1000, () => this.kick()));
+    }
   }
 
-  async start(): Promise<void> {
-    if (!this.watch) return;
-    await this.spool.mark(this.spool.out('async'), `${process.pid}\n`);
-    this.watch.start();
+  start(): void {
+    for (const w of this.watches) w.start();
   }
 
   stop(): void {
-    this.watch?.stop();
+    for (const w of this.watches) w.stop();
   }
 
-  /** archive_command's request (through the Node client): resolves once the segment is durable, or dropped. */
+  /** archive_command's request: resolves once the segment is durable, or dropped. */
   async push(file: string, clientSpoolDir?: string): Promise<PushOutcome> {
     const name = validateWalFileName(path.basename(file));
     this.checkClientSpool(clientSpoolDir);
     const running = this.inflight.get(name);
     if (running) return running;
     const mark = this.marked.get(name);
-    if (mark !== undefined) return mark ? { alreadyArchived: false, dropped: mark } : { alreadyArchived: true };
+    if (mark) return mark.message ? { alreadyArchived: false, dropped: mark.message } : { alreadyArchived: true };
     if (this.options.queueMax > 0 && !this.options.async) {
       // sync mode drops one segment per call, as pgBackRest does, until the queue is below the limit again
       const ready = await readyWalFiles(this.ctx.pgPath);
       const bytes = queueBytes(ready, await this.learnSegmentSize(ready));
-      if (bytes > this.options.queueMax) return { alreadyArchived: false, dropped: this.drop([name], bytes) };
+      if (bytes > this.options.queueMax) {
+        const message = this.drop([name], bytes);
+        await this.setMark(name, message);
+        return { alreadyArchived: false, dropped: message };
+      }
     }
     return this.ship(name, file, false);
   }
 
   private checkClientSpool(clientSpoolDir: string | undefined): void {
-    if (this.spoolWarned || clientSpoolDir === this.spool.dir || !this.options.async) return;
+    if (this.spoolWarned || clientSpoolDir === undefined || clientSpoolDir === this.spool.dir || !this.options.marks) return;
     this.spoolWarned = true;
-    this.ctx.log.warn({ clientSpool: clientSpoolDir ?? null, agentSpool: this.spool.dir },
-      `archive_command does not look at this agent's spool, so every WAL file starts Node: use archive_command = '${this.ctx.archivePushCommand}'`);
+    this.ctx.log.warn({ clientSpool: clientSpoolDir, agentSpool: this.spool.dir },
+      `archive_command looks at another spool than this agent's, so every WAL file starts Node: use archive_command = '${this.ctx.archivePushCommand}'`);
+  }
+
+  private async setMark(name: string, message: string): Promise<void> {
+    await this.spool.mark(this.spool.out(`${name}.ok`), message ? `${message}\n` : '');
+    this.marked.set(name, { message, at: Date.now(), seenReady: false });
   }
 
   private kick(): void {
@@ -108,12 +124,9 @@ export class ArchivePusher {
   private async scan(): Promise<void> {
     const ready = await readyWalFiles(this.ctx.pgPath);
     const readySet = new Set(ready);
-    // PostgreSQL has marked these done: their marks have served
-    for (const name of [...this.marked.keys()]) {
-      if (readySet.has(name)) continue;
-      this.marked.delete(name);
-      await this.spool.unmark(this.spool.out(`${name}.ok`));
-    }
+    await this.tidyMarks(readySet);
+    for (const r of await takeShellRequests(this.spool)) this.answer(r.name, r.walPath);
+    if (!this.options.async) return;
     const unmarked = ready.filter((n) => !this.marked.has(n));
     if (this.options.queueMax > 0) {
       const bytes = queueBytes(unmarked, await this.learnSegmentSize(ready));
@@ -121,10 +134,7 @@ export class ArchivePusher {
         // the whole queue goes, the oldest (which PostgreSQL waits on, maybe being retried now)
         // included, so pg_wal empties and WAL does not trickle through in spurts while the limit is hit
         const message = this.drop(unmarked, bytes);
-        for (const name of unmarked) {
-          await this.spool.mark(this.spool.out(`${name}.ok`), `${message}\n`);
-          this.marked.set(name, message);
-        }
+        for (const name of unmarked) await this.setMark(name, message);
         return;
       }
     }
@@ -134,6 +144,31 @@ export class ArchivePusher {
       if (this.inflight.size >= this.options.processMax) break;
       this.ship(name, walFilePath(this.ctx.pgPath, name), true).catch(() => undefined);
     }
+  }
+
+  /** A mark has served once PostgreSQL has marked its segment done (its .ready gone); an .error once the segment is done or pushed. */
+  private async tidyMarks(readySet: ReadonlySet<string>): Promise<void> {
+    for (const [name, mark] of [...this.marked]) {
+      if (readySet.has(name)) {
+        mark.seenReady = true;
+        continue;
+      }
+      if (!mark.seenReady && Date.now() - mark.at < STALE_MARK_MS) continue;
+      this.marked.delete(name);
+      await this.spool.unmark(this.spool.out(`${name}.ok`));
+    }
+  }
+
+  /** Answers the shell entry point: `.ok` once durable (ship writes it), `.error` with the reason otherwise. */
+  private answer(name: string, walPath: string): void {
+    this.ctx.log.debug({ wal: name }, 'archive-push request from the shell');
+    const problem = requestProblem(name, walPath);
+    const work = problem ? Promise.reject(new Error(problem)) : this.push(walPath);
+    work.catch(async (err: unknown) => {
+      const message = describeCallError(err, this.ctx.server).replace(/\s*\n\s*/g, ' ');
+      this.ctx.log.error({ wal: name, err: message }, 'archive push failed');
+      await this.spool.mark(this.spool.out(`${name}.error`), `${message}\n`).catch(() => undefined);
+    });
   }
 
   private async learnSegmentSize(ready: string[]): Promise<number> {
@@ -158,7 +193,7 @@ export class ArchivePusher {
 
   /** `readAhead`: started by the agent itself, so a failure backs the read-ahead off (PostgreSQL's own call just fails). */
   private ship(name: string, file: string, readAhead: boolean): Promise<PushOutcome> {
-    const marks = this.options.async;
+    const marks = this.options.marks;
     // the shell waits on .pending: it must exist before anything else happens
     if (marks) this.spool.markNow(this.spool.out(`${name}.pending`));
     const work = (async (): Promise<PushOutcome> => {
@@ -166,8 +201,8 @@ export class ArchivePusher {
         const result = await pushWal(this.ctx, file);
         // .ok before .pending goes, so the shell always sees one of them
         if (marks) {
-          await this.spool.mark(this.spool.out(`${name}.ok`));
-          this.marked.set(name, '');
+          await this.spool.unmark(this.spool.out(`${name}.error`));
+          await this.setMark(name, '');
         }
         this.succeeded();
         this.ctx.log.debug({ wal: name, alreadyArchived: result.already_archived }, 'WAL file archived');
@@ -178,7 +213,7 @@ export class ArchivePusher {
       } finally {
         if (marks) await this.spool.unmark(this.spool.out(`${name}.pending`));
         this.inflight.delete(name);
-        if (marks) this.kick();
+        if (readAhead) this.kick();
       }
     })();
     this.inflight.set(name, work);

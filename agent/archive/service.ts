@@ -18,6 +18,7 @@ export interface ArchivingOptions {
 export function startArchiving(ctx: AgentContext, o: ArchivingOptions): { start(): Promise<void>; stop(): void } {
   const spool = new Spool(o.spoolPath, ctx.stanza);
   let prefetchBytes = o.getQueueMax;
+  let marks = true;
   try {
     spool.open();
   } catch (err) {
@@ -25,15 +26,16 @@ export function startArchiving(ctx: AgentContext, o: ArchivingOptions): { start(
     if (o.async) throw err;
     ctx.log.warn({ err: (err as Error).message }, 'no spool: archive-get prefetch is off and every archive_command starts Node; set --spool-path to a directory this user may write');
     prefetchBytes = 0;
+    marks = false;
   }
   const dropped = new DropJournal(ctx, spool.dir, o.pushQueueMax);
-  const pusher = new ArchivePusher(ctx, { async: o.async, processMax: o.processMax, queueMax: o.pushQueueMax }, spool, dropped);
+  const pusher = new ArchivePusher(ctx, { async: o.async, marks, processMax: o.processMax, queueMax: o.pushQueueMax }, spool, dropped);
   const prefetcher = new WalPrefetcher(ctx, spool, { queueMax: prefetchBytes, processMax: o.processMax, idleMs: 60_000, recheckMs: 1000 });
   ctx.archive = { pusher, prefetcher };
   return {
     async start() {
       dropped.start();
-      await pusher.start();
+      pusher.start();
       prefetcher.start();
     },
     stop() {

@@ -10,9 +10,10 @@ import { pidAlive } from '../../shared/pid';
  *
  *   <spool-path>/archive/<stanza>/agent.pid        the agent that owns this spool
  *   <spool-path>/archive/<stanza>/dropped          segments dropped by archive-push-queue-max, not yet reported
- *   .../out/async                                  present while the agent ships ahead (archive-async)
+ *   .../out/<wal>.request                          the shell asks for it (holds the absolute path of %p)
  *   .../out/<wal>.pending                          being shipped now
  *   .../out/<wal>.ok                               durable in the repository (or dropped: then it holds the warning)
+ *   .../out/<wal>.error                            the push failed: why
  *   .../in/<wal>                                   prefetched for recovery, SHA-1 checked
  *   .../in/<wal>.pending                           being fetched now
  *   .../in/<wal>.missing                           not in the archive at the last check (holds the agent's pid)
@@ -51,7 +52,6 @@ export class Spool {
 
   close(): void {
     try {
-      fs.rmSync(path.join(this.outDir, 'async'), { force: true });
       if (readFirstLine(path.join(this.dir, 'agent.pid')) === String(process.pid)) fs.rmSync(path.join(this.dir, 'agent.pid'), { force: true });
     } catch {
       // a spool that could not be opened has nothing to clear

@@ -4,17 +4,19 @@
 #   archive_command = 'pgrepo-archive push --config /etc/pgrepo/agent.conf %p'
 #   restore_command = 'pgrepo-archive get --config /etc/pgrepo/agent.conf %f "%p"'
 #
-# Starting Node costs ~50 ms, so a WAL file the agent has already handled is answered here, in
-# the shell, from the agent's spool (status files only, never copies of pushed WAL):
-#   push: out/<wal>.ok exists once the agent has the segment durable in the repository
-#         (archive-async); exit 0 at once. While out/<wal>.pending exists the agent is shipping
-#         it: wait for it. Otherwise start the Node client, which asks the agent over its socket.
+# Starting Node costs ~50 ms, so this script talks to the agent through its spool (status files
+# only, never copies of pushed WAL) and starts the Node client only when that cannot work:
+#   push: out/<wal>.ok exists once the agent has the segment durable in the repository (with
+#         archive-async, usually before PostgreSQL asks): exit 0 at once. While out/<wal>.pending
+#         exists the agent is shipping it: wait. Otherwise ask the agent with out/<wal>.request
+#         and wait for .ok (exit 0) or .error (exit 1, with the reason).
 #   get:  in/<wal> is a segment the agent prefetched and checked: move it to %p, exit 0.
 #         in/<wal>.missing says the archive did not have it a moment ago: exit 1 (end of
 #         recovery), but only while the agent that wrote it is alive.
-# Everything else (agent behind, sync mode, errors) goes to the Node client, which exits 0 only
-# when the segment is durable (push) or written and checked (get). This script never answers 0
-# for a push by itself unless the agent's .ok mark says so.
+# Everything else (no agent alive on the spool, no answer in time, anything odd) goes to the Node
+# client, which asks the agent over its socket and exits 0 only when the segment is durable
+# (push) or written and checked (get). This script never answers 0 for a push unless the agent's
+# .ok mark says so.
 #
 # Options (the flags win over the config file, which is the agent's own: socket, spool-path,
 # stanza are read from it):
@@ -116,13 +118,22 @@ node_client() {
   exec "$node" "$here/main.js" "$sub" "$@"
 }
 
+# The agent that owns the spool is alive (same OS user as PostgreSQL: kill -0 is allowed)
+agent_alive() {
+  pid=
+  IFS= read -r pid < "$dir/agent.pid" 2>/dev/null
+  case $pid in ''|*[!0-9]*) return 1 ;; esac
+  kill -0 "$pid" 2>/dev/null
+}
+
 if [ "$command" = push ]; then
   [ $# -eq 1 ] || usage
   wal=$1
   name=${wal##*/}
   if [ -n "$dir" ] && plain_name "$name"; then
     out=$dir/out
-    waited=0
+    case $wal in /*) abs=$wal ;; *) abs=$PWD/$wal ;; esac
+    waited=0 limit=300 asked=
     while :; do
       if [ -e "$out/$name.ok" ]; then
         # a dropped segment (archive-push-queue-max) carries the warning PostgreSQL should log
@@ -131,12 +142,20 @@ if [ "$command" = push ]; then
         [ -n "$msg" ] && echo "pgrepo-archive: $msg" >&2
         exit 0
       fi
+      if [ -n "$asked" ] && [ -e "$out/$name.error" ]; then
+        msg=
+        IFS= read -r msg < "$out/$name.error" 2>/dev/null
+        echo "pgrepo-archive push: error: ${msg:-the agent could not archive $name (see its log)}" >&2
+        exit 1
+      fi
       if [ -e "$out/$name.pending" ]; then
-        limit=1000   # the agent is shipping it: that beats starting Node (~10 s at most)
-      elif [ -e "$out/async" ]; then
-        limit=5      # the agent reads ahead but may not have seen the .ready file yet
-      else
-        break
+        limit=1000   # the agent is shipping it: wait (~10 s at most), that beats starting Node
+      elif [ -z "$asked" ]; then
+        # ask the agent through the spool; a dead agent is asked through the Node client, which says so
+        agent_alive || break
+        [ -e "$out/$name.error" ] && rm -f -- "$out/$name.error"
+        printf '%s\n' "$abs" > "$out/$name.request" 2>/dev/null || break
+        asked=1
       fi
       [ "$waited" -lt "$limit" ] || break
       nap || break

@@ -1,6 +1,7 @@
 /**
  * The shell entry point (dist/agent/pgrepo-archive) on its own: what it answers from a spool,
- * and that everything else reaches the real Node client (here with no agent listening, so the
+ * how it asks a live agent through the spool (the test plays the agent's part: request in,
+ * mark out), and that everything else reaches the real Node client (here with no agent listening, so the
  * client's "not running" error proves it was started, with the socket path intact). Paths with
  * spaces and quotes, the agent's config file, and exit codes: 0 only from an .ok mark or a
  * spooled file, 1 for a fresh .missing mark, 2 for usage errors.
@@ -55,16 +56,17 @@ describe('pgrepo-archive (the shell entry point)', () => {
     fs.rmSync(dir('out', `${WAL}.ok`));
   });
 
-  it('push: without a mark it starts the Node client and passes on its failure (never a false 0)', () => {
+  it('push: without a mark or a live agent on the spool it starts the Node client and passes on its failure (never a false 0)', () => {
     const res = run(['push', ...flags(), `pg_wal/${WAL}`]);
     expect(res.code).toBe(1);
     expect(startedNode(res.stderr), res.stderr).toBe(true);
-    // in async mode it waits a moment for the agent to notice the segment, then asks it
-    fs.writeFileSync(dir('out', 'async'), '1\n');
-    const waited = run(['push', ...flags(), `pg_wal/${WAL}`]);
-    fs.rmSync(dir('out', 'async'));
-    expect(waited.code).toBe(1);
-    expect(startedNode(waited.stderr)).toBe(true);
+    // a pid file left by a dead agent is not a live agent
+    fs.writeFileSync(dir('agent.pid'), '999999999\n');
+    const dead = run(['push', ...flags(), `pg_wal/${WAL}`]);
+    fs.rmSync(dir('agent.pid'));
+    expect(dead.code).toBe(1);
+    expect(startedNode(dead.stderr)).toBe(true);
+    expect(fs.existsSync(dir('out', `${WAL}.request`))).toBe(false);
   });
 
   it('push: while the agent ships the segment (.pending) it waits for the .ok mark', async () => {
@@ -85,6 +87,42 @@ describe('pgrepo-archive (the shell entry point)', () => {
     const res = await child;
     expect(res.code).toBe(1);
     expect(startedNode(res.stderr)).toBe(true);
+  });
+
+  describe('asking a live agent through the spool', () => {
+    const request = () => dir('out', `${WAL}.request`);
+    beforeAll(() => fs.writeFileSync(dir('agent.pid'), `${process.pid}\n`));
+    afterAll(() => fs.rmSync(dir('agent.pid')));
+
+    /** Runs the push, plays the agent's part once the request appears, and returns the run's result. */
+    async function pushAnswered(answer: (walPath: string) => void) {
+      const child = spawnAsync(sh, ['push', ...flags(), `pg_wal/${WAL}`], data);
+      while (!fs.existsSync(request())) await sleep(20);
+      await sleep(20); // the line is written right after the file is created
+      const walPath = fs.readFileSync(request(), 'utf8');
+      fs.rmSync(request());
+      answer(walPath);
+      return child;
+    }
+
+    it('writes out/<wal>.request with the absolute path of %p and exits 0 on the .ok mark', async () => {
+      let asked = '';
+      const res = await pushAnswered((p) => { asked = p; fs.writeFileSync(dir('out', `${WAL}.ok`), ''); });
+      expect(asked).toBe(`${path.join(data, 'pg_wal', WAL)}\n`);
+      expect(res).toEqual({ code: 0, stderr: '' });
+      fs.rmSync(dir('out', `${WAL}.ok`));
+    });
+
+    it("exits 1 with the agent's reason on an .error mark, and clears an old one before asking", async () => {
+      fs.writeFileSync(dir('out', `${WAL}.error`), 'an old failure\n');
+      const res = await pushAnswered(() => {
+        expect(fs.existsSync(dir('out', `${WAL}.error`)), 'the old .error is gone before the request').toBe(false);
+        fs.writeFileSync(dir('out', `${WAL}.error`), 'cannot reach the repository server\n');
+      });
+      expect(res.code).toBe(1);
+      expect(res.stderr).toBe('pgrepo-archive push: error: cannot reach the repository server\n');
+      fs.rmSync(dir('out', `${WAL}.error`));
+    });
   });
 
   it("reads socket, spool-path and stanza from the agent's config file; flags win", () => {

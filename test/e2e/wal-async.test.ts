@@ -146,7 +146,7 @@ describe('WAL archiving at production rate (archive-async, spool, queue-max, pre
     expect(repoWal(fx).has(path.basename(file))).toBe(false);
   });
 
-  step('a restore replays it all, taking most segments from the prefetch spool; it promotes and archives .history and .partial', async () => {
+  step('a restore replays it all, taking most segments from the prefetch spool; it promotes and archives .history and .partial (sync mode, without Node)', async () => {
     const fx = fixture();
     const res = await fx.repoctl(['restore', '--stanza', 'main', '--host', 'db2', '--pg-path', fx.restoreDir], { timeoutMs: 200_000 });
     expectSuccess(res, 'restore');
@@ -187,6 +187,10 @@ describe('WAL archiving at production rate (archive-async, spool, queue-max, pre
       const repo = repoWal(fx);
       return repo.has('00000002.history') && [...repo.keys()].some((n) => n.endsWith('.partial'));
     }, { timeoutMs: 60_000 });
+    // agent db2 is in sync mode: the shell asked it through the spool, and Node was never started for it
+    const agent2Logs = fx.agent2!.logs.slice(mark);
+    expect(clientRequests(agent2Logs, 'push')).toEqual([]);
+    expect(agent2Logs.filter((e) => e.msg === 'archive-push request from the shell').map((e) => e.wal)).toEqual(expect.arrayContaining(['00000002.history']));
   }, 300_000);
 
   step('.history, .partial and .backup files come back byte for byte through pgrepo-archive get', async () => {
