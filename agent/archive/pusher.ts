@@ -34,6 +34,17 @@ const DEFAULT_SEGMENT_SIZE = 16 * 1024 * 1024;
 
 const mib = (bytes: number) => `${Math.round(bytes / 1024 / 1024)} MiB`;
 
+/** Two paths name one file (device and inode), whatever the spelling or symlinks. */
+async function sameFile(a: string, b: string): Promise<boolean> {
+  if (a === b) return true;
+  try {
+    const [x, y] = await Promise.all([fsp.stat(a), fsp.stat(b)]);
+    return x.dev === y.dev && x.ino === y.ino;
+  } catch {
+    return false;
+  }
+}
+
 /**
  * archive-push on the agent. It pushes what archive_command asks for, through the spool (the
  * shell entry point's request file) or the Node client, and marks each segment in the spool
@@ -45,9 +56,10 @@ const mib = (bytes: number) => `${Math.round(bytes / 1024 / 1024)} MiB`;
  * because PostgreSQL keeps every unacknowledged segment.
  */
 export class ArchivePusher {
-  private readonly inflight = new Map<string, Promise<PushOutcome>>();
-  /** segments with a .ok mark in the spool: the drop warning ('' when pushed), when, and whether PostgreSQL showed us its .ready */
-  private readonly marked = new Map<string, { message: string; at: number; seenReady: boolean }>();
+  /** pushes under way: the file, and the outcome */
+  private readonly inflight = new Map<string, { file: string; work: Promise<PushOutcome> }>();
+  /** segments with a .ok mark in the spool: the file it vouches for, the drop warning ('' when pushed), when, and whether PostgreSQL showed us its .ready */
+  private readonly marked = new Map<string, { file: string; message: string; at: number; seenReady: boolean }>();
   private readonly watches: DirWatch[] = [];
   private scanning = false;
   private rescan = false;
@@ -74,20 +86,26 @@ export class ArchivePusher {
   }
 
   /** archive_command's request: resolves once the segment is durable, or dropped. */
-  async push(file: string, clientSpoolDir?: string): Promise<PushOutcome> {
+  async push(walFile: string, clientSpoolDir?: string): Promise<PushOutcome> {
+    const file = path.resolve(walFile);
     const name = validateWalFileName(path.basename(file));
     this.checkClientSpool(clientSpoolDir);
+    // an answer already given or under way counts only for the very same file: another file of
+    // that name (a copy, another cluster's) is pushed, and the server compares the content
     const running = this.inflight.get(name);
-    if (running) return running;
+    if (running) {
+      if (await sameFile(running.file, file)) return running.work;
+      await running.work.catch(() => undefined);
+    }
     const mark = this.marked.get(name);
-    if (mark) return mark.message ? { alreadyArchived: false, dropped: mark.message } : { alreadyArchived: true };
+    if (mark && await sameFile(mark.file, file)) return mark.message ? { alreadyArchived: false, dropped: mark.message } : { alreadyArchived: true };
     if (this.options.queueMax > 0 && !this.options.async) {
       // sync mode drops one segment per call, as pgBackRest does, until the queue is below the limit again
       const ready = await readyWalFiles(this.ctx.pgPath);
       const bytes = queueBytes(ready, await this.learnSegmentSize(ready));
       if (bytes > this.options.queueMax) {
         const message = this.drop([name], bytes);
-        await this.setMark(name, message);
+        await this.setMark(name, file, message);
         return { alreadyArchived: false, dropped: message };
       }
     }
@@ -101,9 +119,10 @@ export class ArchivePusher {
       `archive_command looks at another spool than this agent's, so every WAL file starts Node: use archive_command = '${this.ctx.archivePushCommand}'`);
   }
 
-  private async setMark(name: string, message: string): Promise<void> {
-    await this.spool.mark(this.spool.out(`${name}.ok`), message ? `${message}\n` : '');
-    this.marked.set(name, { message, at: Date.now(), seenReady: false });
+  /** The shell's answer: line 1 the file it vouches for (the shell checks %p is that file), line 2 a drop warning. */
+  private async setMark(name: string, file: string, message: string): Promise<void> {
+    await this.spool.mark(this.spool.out(`${name}.ok`), `${file}\n${message ? `${message}\n` : ''}`);
+    this.marked.set(name, { file, message, at: Date.now(), seenReady: false });
   }
 
   private kick(): void {
@@ -134,7 +153,7 @@ export class ArchivePusher {
         // the whole queue goes, the oldest (which PostgreSQL waits on, maybe being retried now)
         // included, so pg_wal empties and WAL does not trickle through in spurts while the limit is hit
         const message = this.drop(unmarked, bytes);
-        for (const name of unmarked) await this.setMark(name, message);
+        for (const name of unmarked) await this.setMark(name, walFilePath(this.ctx.pgPath, name), message);
         return;
       }
     }
@@ -196,13 +215,14 @@ export class ArchivePusher {
     const marks = this.options.marks;
     // the shell waits on .pending: it must exist before anything else happens
     if (marks) this.spool.markNow(this.spool.out(`${name}.pending`));
-    const work = (async (): Promise<PushOutcome> => {
+    const entry = { file, work: undefined as unknown as Promise<PushOutcome> };
+    entry.work = (async (): Promise<PushOutcome> => {
       try {
         const result = await pushWal(this.ctx, file);
         // .ok before .pending goes, so the shell always sees one of them
         if (marks) {
           await this.spool.unmark(this.spool.out(`${name}.error`));
-          await this.setMark(name, '');
+          await this.setMark(name, file, '');
         }
         this.succeeded();
         this.ctx.log.debug({ wal: name, alreadyArchived: result.already_archived }, 'WAL file archived');
@@ -212,12 +232,12 @@ export class ArchivePusher {
         throw err;
       } finally {
         if (marks) await this.spool.unmark(this.spool.out(`${name}.pending`));
-        this.inflight.delete(name);
+        if (this.inflight.get(name) === entry) this.inflight.delete(name);
         if (readAhead) this.kick();
       }
     })();
-    this.inflight.set(name, work);
-    return work;
+    this.inflight.set(name, entry);
+    return entry.work;
   }
 
   private succeeded(): void {

@@ -136,11 +136,15 @@ if [ "$command" = push ]; then
     waited=0 limit=300 asked=
     while :; do
       if [ -e "$out/$name.ok" ]; then
-        # a dropped segment (archive-push-queue-max) carries the warning PostgreSQL should log
-        msg=
-        IFS= read -r msg < "$out/$name.ok" 2>/dev/null
-        [ -n "$msg" ] && echo "pgrepo-archive: $msg" >&2
-        exit 0
+        # the mark vouches for one file (line 1): %p must be that very file (same device and
+        # inode, however spelled); a dropped segment (archive-push-queue-max) has the warning
+        # PostgreSQL should log on line 2
+        marked= msg=
+        { IFS= read -r marked; IFS= read -r msg; } < "$out/$name.ok" 2>/dev/null
+        if [ -n "$marked" ] && [ "$wal" -ef "$marked" ]; then
+          [ -n "$msg" ] && echo "pgrepo-archive: $msg" >&2
+          exit 0
+        fi
       fi
       if [ -n "$asked" ] && [ -e "$out/$name.error" ]; then
         msg=

@@ -23,6 +23,7 @@ describe('pgrepo-archive (the shell entry point)', () => {
   let socket = '';
   let data = '';
   const dir = (...p: string[]) => path.join(spool, 'archive', 'main', ...p);
+  const segment = () => path.join(data, 'pg_wal', WAL);
 
   beforeAll(async () => {
     sh = await archiveShPath();
@@ -42,14 +43,26 @@ describe('pgrepo-archive (the shell entry point)', () => {
   };
   const startedNode = (stderr: string) => stderr.includes(`no one listens on ${socket}`);
 
-  it('push: 0 at once from an .ok mark, without starting Node', () => {
-    fs.writeFileSync(dir('out', `${WAL}.ok`), '');
-    const res = run(['push', ...flags(), `pg_wal/${WAL}`]);
-    expect(res).toEqual({ code: 0, stderr: '' });
+  it('push: 0 at once from an .ok mark for that very file, without starting Node', () => {
+    fs.writeFileSync(dir('out', `${WAL}.ok`), `${segment()}\n`);
+    expect(run(['push', ...flags(), `pg_wal/${WAL}`])).toEqual({ code: 0, stderr: '' });
+    // the same file under another spelling (a symlinked data directory) is the same file
+    const link = path.join(root, 'data-link');
+    fs.symlinkSync(data, link);
+    expect(run(['push', ...flags(), `${link}/pg_wal/${WAL}`])).toEqual({ code: 0, stderr: '' });
+  });
+
+  it('push: a mark for another file of that name is not an answer (never a false 0)', () => {
+    const other = path.join(root, WAL);
+    fs.writeFileSync(other, 'another segment of that name');
+    const res = run(['push', ...flags(), other]);
+    expect(res.code).toBe(1);
+    expect(startedNode(res.stderr), res.stderr).toBe(true);
+    fs.rmSync(dir('out', `${WAL}.ok`));
   });
 
   it('push: a dropped segment answers 0 and passes the warning to PostgreSQL', () => {
-    fs.writeFileSync(dir('out', `${WAL}.ok`), 'WAL file X dropped: archive-push-queue-max exceeded\n');
+    fs.writeFileSync(dir('out', `${WAL}.ok`), `${segment()}\nWAL file X dropped: archive-push-queue-max exceeded\n`);
     const res = run(['push', ...flags(), `pg_wal/${WAL}`]);
     expect(res.code).toBe(0);
     expect(res.stderr).toContain('dropped: archive-push-queue-max exceeded');
@@ -73,7 +86,7 @@ describe('pgrepo-archive (the shell entry point)', () => {
     fs.writeFileSync(dir('out', `${WAL}.pending`), '');
     const child = spawnAsync(sh, ['push', ...flags(), `pg_wal/${WAL}`], data);
     await sleep(300);
-    fs.writeFileSync(dir('out', `${WAL}.ok`), '');
+    fs.writeFileSync(dir('out', `${WAL}.ok`), `${segment()}\n`);
     fs.rmSync(dir('out', `${WAL}.pending`));
     expect(await child).toEqual({ code: 0, stderr: '' });
     fs.rmSync(dir('out', `${WAL}.ok`));
@@ -107,7 +120,7 @@ describe('pgrepo-archive (the shell entry point)', () => {
 
     it('writes out/<wal>.request with the absolute path of %p and exits 0 on the .ok mark', async () => {
       let asked = '';
-      const res = await pushAnswered((p) => { asked = p; fs.writeFileSync(dir('out', `${WAL}.ok`), ''); });
+      const res = await pushAnswered((p) => { asked = p; fs.writeFileSync(dir('out', `${WAL}.ok`), p); });
       expect(asked).toBe(`${path.join(data, 'pg_wal', WAL)}\n`);
       expect(res).toEqual({ code: 0, stderr: '' });
       fs.rmSync(dir('out', `${WAL}.ok`));
@@ -128,7 +141,7 @@ describe('pgrepo-archive (the shell entry point)', () => {
   it("reads socket, spool-path and stanza from the agent's config file; flags win", () => {
     const conf = path.join(root, 'agent conf');
     fs.writeFileSync(conf, `# the agent's own file\n[global]\n  socket = ${socket}\nspool-path=${spool}  \nstanza=main\n; comment\ntls-cert=/x\n`);
-    fs.writeFileSync(dir('out', `${WAL}.ok`), '');
+    fs.writeFileSync(dir('out', `${WAL}.ok`), `${segment()}\n`);
     expect(run(['push', '--config', conf, '--node', nodePath, `pg_wal/${WAL}`]).code).toBe(0);
     // another stanza on the command line: its spool has no mark, so the client is asked
     const other = run(['push', '--config', conf, '--stanza', 'other', '--node', nodePath, `pg_wal/${WAL}`]);
