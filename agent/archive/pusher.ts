@@ -7,6 +7,7 @@ import type { AgentContext } from '../context';
 import { pushWal } from './push';
 import { DirWatch } from './dir-watch';
 import { archiveStatusDir, queueBytes, readyWalFiles, walFilePath } from './ready-queue';
+import type { CodecPool } from '../../shared/stream/codec-pool';
 import type { DropJournal } from './dropped';
 import type { Spool } from './spool';
 import { requestProblem, takeShellRequests } from './shell-requests';
@@ -70,7 +71,7 @@ export class ArchivePusher {
   private spoolWarned = false;
 
   constructor(private readonly ctx: AgentContext, private readonly options: PushOptions, private readonly spool: Spool,
-    private readonly dropped: DropJournal) {
+    private readonly dropped: DropJournal, private readonly pool: CodecPool) {
     if (options.marks) {
       this.watches.push(new DirWatch(archiveStatusDir(ctx.pgPath), 1000, () => this.kick()));
       this.watches.push(new DirWatch(spool.outDir, 1000, () => this.kick()));
@@ -218,7 +219,7 @@ export class ArchivePusher {
     const entry = { file, work: undefined as unknown as Promise<PushOutcome> };
     entry.work = (async (): Promise<PushOutcome> => {
       try {
-        const result = await pushWal(this.ctx, file);
+        const result = await pushWal(this.ctx, file, this.pool);
         // .ok before .pending goes, so the shell always sees one of them
         if (marks) {
           await this.spool.unmark(this.spool.out(`${name}.error`));

@@ -1,3 +1,4 @@
+import { CodecPool } from '../../shared/stream/codec-pool';
 import type { AgentContext } from '../context';
 import { ArchivePusher } from './pusher';
 import { WalPrefetcher } from './prefetch';
@@ -29,7 +30,9 @@ export function startArchiving(ctx: AgentContext, o: ArchivingOptions): { start(
     marks = false;
   }
   const dropped = new DropJournal(ctx, spool.dir, o.pushQueueMax);
-  const pusher = new ArchivePusher(ctx, { async: o.async, marks, processMax: o.processMax, queueMax: o.pushQueueMax }, spool, dropped);
+  // compresses WAL on process-max worker threads (idle threads keep nothing alive)
+  const pool = new CodecPool(o.processMax);
+  const pusher = new ArchivePusher(ctx, { async: o.async, marks, processMax: o.processMax, queueMax: o.pushQueueMax }, spool, dropped, pool);
   const prefetcher = new WalPrefetcher(ctx, spool, { queueMax: prefetchBytes, processMax: o.processMax, idleMs: 60_000, recheckMs: 1000 });
   ctx.archive = { pusher, prefetcher };
   return {
@@ -43,6 +46,7 @@ export function startArchiving(ctx: AgentContext, o: ArchivingOptions): { start(
       prefetcher.stop();
       dropped.stop();
       spool.close();
+      void pool.close();
     },
   };
 }

@@ -30,7 +30,7 @@ function repoWal(fx: Fixture): Map<string, { file: string; sha1: string }> {
     for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
       const p = path.join(dir, e.name);
       if (e.isDirectory()) walk(p);
-      const m = /^(.+)-([0-9a-f]{40})(\.gz)?$/.exec(e.name);
+      const m = /^(.+)-([0-9a-f]{40})(\.(gz|lz4|zst))?$/.exec(e.name);
       if (m) out.set(m[1], { file: p, sha1: m[2] });
     }
   };
