@@ -15,10 +15,11 @@ import { COMPRESS_TYPES } from '../shared/stream/compress';
 import { parseSegmentName, segmentAt, segmentOrdinal, segmentsBetween } from '../shared/wal';
 import { makeCerts, type CertSet } from '../test/harness/certs';
 import { writeResultsSection } from './results';
+import { ensurePgbackrest, ownedDir } from './setup';
 import { runCleanups } from '../test/harness/cleanup';
 import { clusterAt, freePort, initCluster, pgBindir, query, startCluster, stopCluster, switchWal, type Cluster } from '../test/harness/pg';
 import { archiveShPath, nodePath, programPath, repoctl, startAgent, startServer, type Proc, type RepoctlConnection } from '../test/harness/processes';
-import { chownToPostgres, describeRun, isRoot, run, runOk, sleep, waitUntil } from '../test/harness/system';
+import { chownToPostgres, describeRun, run, runOk, sleep, waitUntil } from '../test/harness/system';
 
 const env = process.env;
 const BENCH_DIR = env.PGREPO_WAL_BENCH_DIR ?? '/var/tmp/pgrepo-bench-wal';
@@ -42,19 +43,6 @@ const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.len
 const ms = (us: number) => (us / 1000).toFixed(1);
 
 // ---- set-up ------------------------------------------------------------------------------
-
-async function ensurePgbackrest(): Promise<void> {
-  if (fs.existsSync('/usr/bin/pgbackrest')) return;
-  if (!isRoot) throw new Error('pgBackRest is not installed: apt-get install pgbackrest (the benchmark installs it when run as root)');
-  await runOk('apt-get', ['update', '-qq'], { timeoutMs: 600_000 });
-  await runOk('apt-get', ['install', '-y', '-qq', 'pgbackrest'], { timeoutMs: 600_000, env: { DEBIAN_FRONTEND: 'noninteractive' } });
-}
-
-async function ownedDir(dir: string): Promise<string> {
-  await fsp.mkdir(dir, { recursive: true, mode: 0o700 });
-  await chownToPostgres(dir);
-  return dir;
-}
 
 async function asPostgres(cmd: string, args: string[], timeoutMs = 600_000): Promise<string> {
   return (await runOk(cmd, args, { asPostgres: true, timeoutMs, cwd: BENCH_DIR })).stdout;
@@ -478,6 +466,7 @@ afterAll(() => runCleanups(), 600_000);
 
 it('WAL archiving: pgrepo vs pgBackRest', async () => {
   await ensurePgbackrest();
+  const startLoad = os.loadavg()[0];
   // a cluster left running by an interrupted run goes first
   if (fs.existsSync(path.join(BENCH_DIR, 'pg', 'postmaster.pid'))) await stopCluster(clusterAt({ dir: path.join(BENCH_DIR, 'pg'), port: 0, socketDir: '' }), 'immediate');
   await fsp.rm(BENCH_DIR, { recursive: true, force: true, maxRetries: 5 });
@@ -521,7 +510,8 @@ it('WAL archiving: pgrepo vs pgBackRest', async () => {
   const drain = PHASES.has('drain') ? await drainPhase(b) : [];
   const lag = PHASES.has('lag') ? await lagPhase(b) : [];
   const replay = PHASES.has('replay') ? await replayPhase(b) : [];
-  const section = report({ calls, startup, drain, lag, replay, versions });
+  const load = `Load average (1 min) at the start ${startLoad.toFixed(1)}, at the end ${os.loadavg()[0].toFixed(1)}: the machine is shared, so the tools are run one after the other, row by row, to meet the same conditions.`;
+  const section = report({ calls, startup, drain, lag, replay, versions: `${versions}\n${load}` });
   console.log(`\n${section}`);
   writeResultsSection('wal', section);
 }, 4 * 3_600_000);
