@@ -1,6 +1,6 @@
-// pgrepo-agent archive-push / archive-get: what PostgreSQL's archive_command and
-// restore_command run, once per WAL file. It only hands the request to the local agent over
-// its unix socket, so it imports nothing but 'net' and 'path' to start fast.
+// pgrepo-agent archive-push / archive-get: what the shell entry point (agent/sh/pgrepo-archive.sh)
+// starts when the agent's spool cannot answer PostgreSQL by itself. It only hands the request
+// to the local agent over its unix socket, so it imports nothing but 'net' and 'path' to start fast.
 import net from 'node:net';
 import path from 'node:path';
 import { DEFAULT_SOCKET, type SocketRequest, type SocketResponse } from './socket-protocol';
@@ -34,10 +34,12 @@ function ask(socketPath: string, request: SocketRequest): Promise<SocketResponse
 
 export async function archiveClient(command: string, args: string[]): Promise<number> {
   let socketPath = DEFAULT_SOCKET;
+  let spoolDir: string | undefined;
   const words: string[] = [];
   for (let i = 0; i < args.length; i++) {
     if (args[i] === '--socket') socketPath = args[++i] ?? '';
     else if (args[i].startsWith('--socket=')) socketPath = args[i].slice('--socket='.length);
+    else if (args[i] === '--spool-dir') spoolDir = args[++i];
     else words.push(args[i]);
   }
   const expected = command === 'archive-push' ? 1 : 2;
@@ -47,11 +49,14 @@ export async function archiveClient(command: string, args: string[]): Promise<nu
   }
   // %p is relative to the data directory PostgreSQL runs in; the agent needs it absolute
   const request: SocketRequest = command === 'archive-push'
-    ? { op: 'push', path: path.resolve(words[0]) }
-    : { op: 'get', name: words[0], dest: path.resolve(words[1]) };
+    ? { op: 'push', path: path.resolve(words[0]), spoolDir }
+    : { op: 'get', name: words[0], dest: path.resolve(words[1]), spoolDir };
   try {
     const response = await ask(socketPath, request);
-    if (response.ok) return 0;
+    if (response.ok) {
+      if (response.warning) process.stderr.write(`pgrepo-agent ${command}: warning: ${response.warning}\n`);
+      return 0;
+    }
     // exit 1 for a missing WAL file tells PostgreSQL the archive ends here
     if (!response.missing) process.stderr.write(`pgrepo-agent ${command}: error: ${response.error}\n`);
     return 1;

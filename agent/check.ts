@@ -24,8 +24,8 @@ export async function runCheckJob(ctx: AgentContext, job: CheckJob__Output, repl
     if (job.switch_wal) {
       const problem = archiveSettingsProblem(settings);
       if (problem) throw problem;
-      if (!/archive-push/.test(settings.command)) {
-        throw new UserError(`archive_command '${settings.command}' does not run archive-push: set it to pgrepo-agent archive-push --socket ${ctx.socketPath} %p and reload PostgreSQL`, 'ARCHIVE_COMMAND');
+      if (!/pgrepo-archive\S*\s+push\b|archive-push/.test(settings.command)) {
+        throw new UserError(`archive_command '${settings.command}' does not run pgrepo-archive push: set it to '${ctx.archivePushCommand}' and reload PostgreSQL`, 'ARCHIVE_COMMAND');
       }
       if (cluster.in_recovery) throw new UserError('this cluster is a standby: WAL can only be switched on the primary; run check with --host naming the primary\'s agent', 'STANDBY');
       switched = await forceArchive(client);

@@ -1,11 +1,15 @@
 import type { Logger } from '../shared/log';
 import type { RepositoryClient } from './transfer/client';
 import type { PgConnectionOptions } from './pg/cluster';
+import type { ArchivePusher } from './archive/pusher';
+import type { WalPrefetcher } from './archive/prefetch';
 
 /** What the agent's jobs and socket handlers work with. */
 export interface AgentContext {
   log: Logger;
   client: RepositoryClient;
+  /** the repository server's address, for messages */
+  server: string;
   stanza: string;
   pgPath: string;
   pg: PgConnectionOptions;
@@ -16,4 +20,8 @@ export interface AgentContext {
   archiveGetCommand: string;
   /** test only (--test-backup-file-delay-ms): pause after each backup file so a test can interrupt a backup half way */
   testBackupFileDelayMs: number;
+  /** the archive_command line that answers from this agent's spool */
+  archivePushCommand: string;
+  /** archive-push and archive-get on this host (set once the daemon has started them) */
+  archive?: { pusher: ArchivePusher; prefetcher: WalPrefetcher };
 }

@@ -5,8 +5,8 @@ import type { ExampleConfig } from '../shared/config/example-config';
 import { DEFAULT_SOCKET } from './socket-protocol';
 
 export const AGENT_USAGE = `usage: pgrepo-agent --server HOST:PORT --stanza NAME --pg-path PGDATA --tls-cert F --tls-key F --tls-ca F [...]
-       pgrepo-agent archive-push [--socket PATH] %p
-       pgrepo-agent archive-get [--socket PATH] %f "%p"`;
+       pgrepo-archive push [--config AGENT_CONF] %p             (archive_command)
+       pgrepo-archive get [--config AGENT_CONF] %f "%p"         (restore_command)`;
 
 export const AGENT_OPTIONS: OptionSpec[] = [
   CONFIG_OPTION,
@@ -22,6 +22,11 @@ export const AGENT_OPTIONS: OptionSpec[] = [
   { name: 'compress-type', type: 'string', default: DEFAULT_COMPRESS_TYPE, choices: COMPRESS_TYPES, description: 'compression of WAL pushed to the repository' },
   { name: 'compress-level', type: 'int', min: 0, defaultText: 'zst 3, lz4 1, gz 6', description: 'compression level of WAL' },
   { name: 'test-backup-file-delay-ms', type: 'int', default: 0, min: 0, flagOnly: true, description: 'FOR TESTS ONLY: pause this long after each file a backup sends, so a test can kill a backup half way; never set it in production' },
+  { name: 'archive-async', type: 'bool', default: false, description: 'ship WAL ahead of archive_command: watch pg_wal/archive_status and push ready segments in parallel, so archive-push answers from the spool' },
+  { name: 'process-max', type: 'int', default: 1, min: 1, description: 'WAL files pushed (archive-async) or prefetched (archive-get) at a time' },
+  { name: 'spool-path', type: 'string', default: '/var/spool/pgrepo', description: 'status of archive-push (marks, never copies of WAL) and the archive-get prefetch queue' },
+  { name: 'archive-push-queue-max', type: 'size', description: 'when more WAL than this waits in pg_wal, report it archived and drop it (saves the disk; PITR across the gap is impossible)' },
+  { name: 'archive-get-queue-max', type: 'size', default: 128 * 1024 * 1024, description: 'WAL prefetched into the spool ahead of recovery (0 = no prefetch)' },
   LOG_LEVEL_OPTION('info'),
   HELP_OPTION,
 ];
@@ -32,7 +37,8 @@ export const AGENT_EXAMPLE_CONFIG: ExampleConfig = {
   about: [
     'The agent on a PostgreSQL host: runs as the PostgreSQL OS user, dials the repository server and',
     'serves archive_command / restore_command on a unix socket. Nothing here listens on the network.',
-    "postgresql.conf: archive_command = 'pgrepo-agent archive-push --socket /run/pgrepo/agent.sock %p'",
+    "postgresql.conf: archive_command = 'pgrepo-archive push --config /etc/pgrepo/pgrepo-agent.conf %p'",
+    '(pgrepo-archive answers from the spool without starting Node once the agent has the segment: archive-async).',
   ],
   specs: AGENT_OPTIONS,
 };

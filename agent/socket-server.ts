@@ -4,18 +4,20 @@ import path from 'node:path';
 import { UserError, describeCallError } from '../shared/errors';
 import type { AgentContext } from './context';
 import type { SocketRequest, SocketResponse } from './socket-protocol';
-import { pushWal } from './archive/push';
-import { getWal } from './archive/get';
 
 async function handle(ctx: AgentContext, request: SocketRequest, server: string): Promise<SocketResponse> {
   try {
+    const archive = ctx.archive;
+    if (!archive) throw new Error('the agent is still starting');
     if (request.op === 'push') {
-      const result = await pushWal(ctx, request.path);
-      ctx.log.debug({ wal: path.basename(request.path), alreadyArchived: result.already_archived }, 'WAL file archived');
-      return { ok: true, note: result.already_archived ? 'already archived' : undefined };
+      // logged at debug, so a test or an operator can count the calls the shell could not answer
+      ctx.log.debug({ wal: path.basename(request.path) }, 'archive-push request from the client');
+      const result = await archive.pusher.push(request.path, request.spoolDir);
+      return { ok: true, note: result.alreadyArchived ? 'already archived' : undefined, warning: result.dropped };
     }
     if (request.op === 'get') {
-      const found = await getWal(ctx, request.name, request.dest);
+      ctx.log.debug({ wal: request.name }, 'archive-get request from the client');
+      const found = await archive.prefetcher.get(request.name, request.dest);
       ctx.log.debug({ wal: request.name, found }, found ? 'WAL file restored' : 'WAL file not in the archive');
       return found ? { ok: true } : { ok: false, missing: true, error: `${request.name} is not in the archive` };
     }

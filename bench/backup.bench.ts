@@ -14,7 +14,9 @@ import { makeCerts, type CertSet } from '../test/harness/certs';
 import { runCleanups } from '../test/harness/cleanup';
 import { clusterAt, freePort, initCluster, pgBindir, query, startCluster, stopCluster, type Cluster } from '../test/harness/pg';
 import { archiveCommandFor, repoctl, startAgent, startServer, type Proc, type RepoctlConnection } from '../test/harness/processes';
-import { chownToPostgres, describeRun, isRoot, run, runOk } from '../test/harness/system';
+import { chownToPostgres, describeRun, run, runOk } from '../test/harness/system';
+import { writeResultsSection } from './results';
+import { ensurePgbackrest, ownedDir } from './setup';
 
 const env = process.env;
 const BENCH_DIR = env.PGREPO_BENCH_DIR ?? '/var/tmp/pgrepo-bench';
@@ -121,16 +123,7 @@ async function timed(cmd: string, args: string[]): Promise<{ wall: number; cpu: 
 
 async function ensureTools(): Promise<void> {
   if (!fs.existsSync('/usr/bin/time')) await runOk('apt-get', ['install', '-y', '-qq', 'time'], { timeoutMs: 600_000 });
-  if (fs.existsSync('/usr/bin/pgbackrest')) return;
-  if (!isRoot) throw new Error('pgBackRest is not installed: apt-get install pgbackrest (the benchmark installs it when run as root)');
-  await runOk('apt-get', ['update', '-qq'], { timeoutMs: 600_000 });
-  await runOk('apt-get', ['install', '-y', '-qq', 'pgbackrest'], { timeoutMs: 600_000, env: { DEBIAN_FRONTEND: 'noninteractive' } });
-}
-
-async function ownedDir(dir: string): Promise<string> {
-  await fsp.mkdir(dir, { recursive: true, mode: 0o700 });
-  await chownToPostgres(dir);
-  return dir;
+  await ensurePgbackrest();
 }
 
 /**
@@ -287,7 +280,7 @@ it('pgrepo vs pgBackRest: full backup and restore', async () => {
     `Command: \`${commandLine()}\``, '',
     table, '',
   ].join('\n');
-  fs.writeFileSync(path.join(__dirname, 'RESULTS.md'), results);
+  writeResultsSection('backup', results);
   expect(rows.length).toBeGreaterThan(0);
 }, 4 * 3_600_000);
 

@@ -1,6 +1,6 @@
 import { defineConfig } from 'vitest/config';
 
-// The benchmark is not part of `npm test`: it runs only through `npm run bench:backup`.
+// The benchmarks are not part of `npm test`: they run only through the `npm run bench:*` scripts.
 export default defineConfig({
   test: {
     include: ['bench/**/*.bench.ts'],

@@ -49,7 +49,7 @@ port = $PORT_PG1
 unix_socket_directories = '$W'
 listen_addresses = ''
 archive_mode = on
-archive_command = '$NODE $ROOT/dist/agent/main.js archive-push --socket $W/db1.sock %p'
+archive_command = '$ROOT/dist/agent/pgrepo-archive push --socket $W/db1.sock --spool-path $W/spool-db1 --stanza main --node $NODE %p'
 EOC
 pg "$PGBIN/pg_ctl" -D "$W/pg1" -l "$W/pg1.log" -w start >/dev/null
 
@@ -63,7 +63,7 @@ step "starting agents db1 (for pg1) and db2 (restore host)"
 for a in db1:pg1:$PORT_PG1 db2:pg2:$PORT_PG2; do
   IFS=: read -r name dir port <<< "$a"
   pg "$NODE" dist/agent/main.js --server "127.0.0.1:$PORT_SERVER" --stanza main --pg-path "$W/$dir" \
-    --pg-port "$port" --pg-socket-path "$W" --socket "$W/$name.sock" \
+    --pg-port "$port" --pg-socket-path "$W" --socket "$W/$name.sock" --spool-path "$W/spool-$name" --archive-async \
     --tls-cert "$W/certs/$name.crt" --tls-key "$W/certs/$name.key" --tls-ca "$W/certs/ca.crt" > "$W/agent-$name.log" 2>&1 &
   PIDS+=($!)
 done

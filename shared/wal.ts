@@ -122,6 +122,27 @@ export function segmentsBetween(start: string, stop: string, walSegmentSize: num
   return names;
 }
 
+/** A segment's position within its timeline (log id × segments per log id + segment), for counting and gaps. */
+export function segmentOrdinal(name: string, walSegmentSize: number): number {
+  return segmentNumber(parseSegmentName(name), segmentsPerLogId(walSegmentSize), name);
+}
+
+/** The segment at `ordinal` on `timeline` (the inverse of segmentOrdinal). */
+export function segmentAt(timeline: number, ordinal: number, walSegmentSize: number): string {
+  const perLog = segmentsPerLogId(walSegmentSize);
+  return segmentName(timeline, Math.floor(ordinal / perLog), ordinal % perLog);
+}
+
+/** The segment after `name` on the same timeline (recovery reads them in this order). */
+export function nextSegmentName(name: string, walSegmentSize: number): string {
+  return segmentAt(parseSegmentName(name).timeline, segmentOrdinal(name, walSegmentSize) + 1, walSegmentSize);
+}
+
+export function historyFileName(timeline: number): string {
+  assertUint32(timeline, 'timeline');
+  return `${hex8(timeline)}.history`;
+}
+
 export function parseLsn(lsn: string): bigint {
   const m = LSN_RE.exec(lsn);
   if (m === null) throw new Error(`invalid LSN ${JSON.stringify(lsn)} (expected hex 'X/X' such as '0/3000028')`);

@@ -12,8 +12,9 @@ import { dataStream } from '../transfer/download';
 /**
  * Fetches one WAL file into `dest` (PostgreSQL's %p), checking it against the SHA-1 in its
  * repository name. Resolves false when the archive does not have it: the end of recovery.
+ * `sync` false skips the fsync, for the prefetch spool (emptied whenever the agent starts).
  */
-export async function getWal(ctx: AgentContext, walName: string, dest: string): Promise<boolean> {
+export async function getWal(ctx: AgentContext, walName: string, dest: string, sync = true): Promise<boolean> {
   const name = validateWalFileName(walName);
   const call = ctx.client.ArchiveGet({ stanza: ctx.stanza, name });
   const messages = call[Symbol.asyncIterator]() as AsyncIterator<WalDownload__Output>;
@@ -34,7 +35,7 @@ export async function getWal(ctx: AgentContext, walName: string, dest: string): 
     if (sums.original.checksum !== found.checksum) {
       throw new UserError(`WAL file ${name} from the repository has SHA-1 ${sums.original.checksum}, but its name records ${found.checksum}: the archive copy is damaged`);
     }
-    await handle.sync();
+    if (sync) await handle.sync();
     await handle.close();
     await fsp.rename(tmp, dest);
     return true;

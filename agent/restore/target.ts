@@ -1,15 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { UserError } from '../../shared/errors';
-
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
+import { pidAlive } from '../../shared/pid';
 
 /** Refuses a data directory PostgreSQL is running on: nothing of a restore may touch it, delta or not. */
 export function assertNotRunning(dir: string): void {

@@ -1,7 +1,6 @@
 import { once } from 'node:events';
-import { Writable, type Readable } from 'node:stream';
 import type * as grpc from '@grpc/grpc-js';
-import { compressStream, type StoredChecksums } from '../../shared/stream/pipeline';
+import type { StoredChecksums } from '../../shared/stream/pipeline';
 import { Digest, encodeFrames, hashed } from '../../shared/stream/parallel';
 import type { CodecPool } from '../../shared/stream/codec-pool';
 
@@ -57,17 +56,6 @@ async function upload<M, R, T>(open: OpenCall<M, R>, header: M, body: (write: (m
     const serverErr = await result.then(() => undefined, (e: grpc.ServiceError) => e);
     throw serverErr && serverErr.code !== CANCELLED ? serverErr : err;
   }
-}
-
-/** Sends a stream compressed in this thread (WAL segments). */
-export async function uploadFile<M, R>(open: OpenCall<M, R>, header: M, source: Readable, compressType: string, level: number,
-  toData: (chunk: Buffer) => M, toTrailer: (c: StoredChecksums) => M): Promise<{ result: R; checksums: StoredChecksums }> {
-  const { result, value } = await upload(open, header, async (write) => {
-    const checksums = await compressStream(source, compressType, level, new Writable({ write: (chunk: Buffer, _enc, done) => write(toData(chunk)).then(() => done(), done) }));
-    await write(toTrailer(checksums));
-    return checksums;
-  }, () => source.destroy());
-  return { result, checksums: value };
 }
 
 /**

@@ -12,6 +12,8 @@ export const backupFileKey = (stanza: string, label: string, name: string, compr
   `backup/${stanza}/${label}/${name}${compressExtension(compressType)}`;
 /** A bundle of small files of a backup (--bundle): `<label>/bundle/<id>`, pgBackRest's layout. */
 export const bundleKey = (stanza: string, label: string, bundleId: number) => `backup/${stanza}/${label}/bundle/${bundleId}`;
+/** WAL agents dropped for archive-push-queue-max (JSON), so info can name the gap. */
+export const archiveDroppedKey = (stanza: string) => `archive/${stanza}/archive.dropped`;
 export const archiveIdDirKey = (stanza: string, archiveId: string) => `archive/${stanza}/${archiveId}`;
 
 /** Segments live in a sub-directory per timeline+log id; history and backup-history files at the archive id level. */

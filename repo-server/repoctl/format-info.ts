@@ -27,8 +27,12 @@ export function infoJson(stanzas: StanzaInfo__Output[]): string {
       database: { id: b.db_id, 'repo-key': 1 },
       info: { size: b.size, delta: b.delta, repository: { size: b.repo_size, delta: b.repo_delta } },
       error: b.error,
+      // pgrepo's additions: PITR from this backup stops before wal-gap; wal-incomplete = not restorable
+      ...(b.wal_gap ? { 'wal-gap': b.wal_gap, 'wal-incomplete': b.wal_incomplete } : {}),
     })),
     agents: s.agents,
+    ...(s.wal_gap.length ? { 'archive-gap': s.wal_gap.map((g) => ({ id: g.archive_id, first: g.first, last: g.last, count: g.count, dropped: g.dropped })) } : {}),
+    ...(s.wal_dropped ? { 'archive-dropped': { count: s.wal_dropped, last: s.wal_dropped_last } } : {}),
   }));
   return JSON.stringify(value, null, 2).replace(/"@@bigint:(\d+)@@"/g, '$1');
 }
@@ -41,9 +45,16 @@ export function infoText(stanzas: StanzaInfo__Output[]): string {
   for (const s of stanzas) {
     out.push(`stanza: ${s.name}`, `    status: ${s.status_code === 0 ? 'ok' : `error (${s.status_message})`}`);
     if (s.agents.length) out.push(`    agents attached: ${s.agents.join(', ')}`);
+    if (s.wal_dropped) {
+      out.push(`    wal dropped by archive-push-queue-max: ${s.wal_dropped} file(s), the latest at ${time(Number(s.wal_dropped_last))}`);
+    }
     for (const db of s.db) {
       out.push('', `    db (${db.id === s.db[s.db.length - 1].id ? 'current' : 'prior'}): PostgreSQL ${db.version}, system identifier ${db.system_id}`);
       for (const a of s.archive.filter((x) => x.db_id === db.id)) out.push(`        wal archive min/max (${a.id}): ${a.min}/${a.max}`);
+      for (const g of s.wal_gap.filter((x) => x.archive_id === `${db.version}-${db.id}`)) {
+        const what = g.count === 1 ? g.first : `${g.first}..${g.last} (${g.count} segments)`;
+        out.push(`        wal gap (${g.archive_id}): ${what} missing${g.dropped ? ', dropped by archive-push-queue-max' : ''}: point-in-time recovery cannot cross it`);
+      }
       for (const b of s.backup.filter((x) => x.db_id === db.id)) {
         out.push(
           '',
@@ -56,6 +67,8 @@ export function infoText(stanzas: StanzaInfo__Output[]): string {
         );
         if (b.prior) out.push(`            backup reference list: ${b.reference.join(', ')} (prior ${b.prior})`);
         if (b.error) out.push('            error: invalid page checksums were found (see the backup\'s manifest: checksum-page-error)');
+        if (b.wal_incomplete) out.push(`            wal incomplete: ${b.wal_gap} is missing, so this backup cannot be made consistent`);
+        else if (b.wal_gap) out.push(`            wal gap: recovery from this backup stops before ${b.wal_gap}`);
       }
     }
     out.push('');

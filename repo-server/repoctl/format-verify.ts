@@ -21,6 +21,7 @@ export function verifyText(stanza: string, r: VerifyReport__Output, seconds: num
   for (const a of r.archives) {
     out.push(`    archive ${a.archive_id}: ${a.files} WAL files, ${a.valid} valid${a.ranges.length ? `; present ${ranges(a.ranges)}` : ''}`);
     for (const g of a.gaps) out.push(`        missing WAL ${range(g)} (a hole in the archive: point-in-time recovery cannot cross it)`);
+    for (const g of a.dropped) out.push(`        missing WAL ${range(g)} (dropped by the agent for archive-push-queue-max: point-in-time recovery cannot cross it)`);
     if (a.expired_gaps.length) out.push(`        expired WAL ${ranges(a.expired_gaps)} (removed by retention between kept backups: expected)`);
     for (const p of a.problems) out.push(`        ${problemLine(p)}`);
   }

@@ -12,6 +12,7 @@ import { runBackup } from '../commands/backup';
 import { getBackupFile, getManifest, runRestore } from '../commands/restore';
 import { archiveGet, archivePush } from '../commands/archive';
 import { getBackupBaseline, putBackupFile, putBundle } from '../commands/backup-session';
+import { archiveDropped } from '../commands/archive-dropped';
 import { info } from '../commands/info';
 import { runExpire } from '../commands/expire';
 import { runCheck } from '../commands/check';
@@ -69,6 +70,7 @@ export function repositoryHandlers(ctx: ServerContext): RepositoryHandlers {
       (res) => { ctx.metrics.archivePushed(caller.stanza!); return res; },
       (err) => { if (caller.stanza) ctx.metrics.archivePushFailed(caller.stanza); throw err; })),
     ArchiveGet: serverStream(ctx, 'ArchiveGet', ['agent'], (call, caller) => archiveGet(ctx, call.request, caller, writer(call))),
+    ArchiveDropped: unary(ctx, 'ArchiveDropped', ['agent'], (call, caller) => archiveDropped(ctx, call.request, caller)),
     StanzaCreate: unary(ctx, 'StanzaCreate', ['admin'], async (call, caller) => stanzaCreate(ctx, authorizeStanza(ctx, caller, call.request.stanza))),
     Backup: operation(ctx, 'Backup', (r) => r.stanza, (req, emit, cancelled) => runBackup(ctx, req, emit, cancelled)),
     Restore: operation(ctx, 'Restore', (r) => r.stanza, (req, emit) => runRestore(ctx, req, emit)),

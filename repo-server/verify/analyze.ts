@@ -47,7 +47,7 @@ export interface ArchiveResult {
 
 export function analyzeArchive(scan: ArchiveScan, backups: BackupInfoEntry[], wholeArchive: boolean): ArchiveResult {
   const segmentSize = segmentSizeOf(scan);
-  const report: VerifyArchive = { archive_id: scan.id, files: 0, valid: 0, ranges: [], gaps: [], expired_gaps: [], problems: [] };
+  const report: VerifyArchive = { archive_id: scan.id, files: 0, valid: 0, ranges: [], gaps: [], expired_gaps: [], problems: [], dropped: [] };
   const present = new Set<string>();
   const invalid = new Map<string, VerifyProblem>();
   for (const [name, jobs] of scan.files) {

@@ -11,7 +11,11 @@ import type { Progress } from '../../shared/generated/pgrepo/v1/Progress';
 import type { VerifyReport } from '../../shared/generated/pgrepo/v1/VerifyReport';
 import type { ServerContext } from '../context';
 import { archiveInfoKey, backupInfoKey, manifestKey } from '../repo/layout';
-import { analyzeArchive, analyzeBackup } from './analyze';
+import { segmentsBetween } from '../../shared/wal';
+import { readDropped } from '../commands/archive-dropped';
+import { lostSegments } from '../commands/wal-gaps';
+import { analyzeArchive, analyzeBackup, type ArchiveResult } from './analyze';
+import { contiguousRanges } from './wal-ranges';
 import { checkInfoPair } from './info-pair';
 import { RepositoryScan } from './scan';
 
@@ -30,6 +34,19 @@ function selectBackups(info: BackupInfo, set: string | undefined): BackupInfoEnt
   const b = info.backups.find((x) => x.label === set);
   if (!b) throw new StatusError(grpc.status.NOT_FOUND, `backup ${set} is not a backup of this stanza: run repoctl info and use a label it lists`);
   return [b];
+}
+
+/**
+ * WAL an agent dropped for archive-push-queue-max (its record on the server) and never archived:
+ * reported as such, and a hole those segments explain is not reported again as unexplained.
+ */
+async function reportDropped(ctx: ServerContext, stanza: string, archives: Map<number, ArchiveResult>): Promise<void> {
+  const record = await readDropped(ctx, stanza);
+  for (const a of archives.values()) {
+    const dropped = new Set(record.filter((d) => d.archiveId === a.report.archive_id).map((d) => d.wal));
+    a.report.dropped = contiguousRanges(lostSegments(a.present, dropped), a.segmentSize);
+    a.report.gaps = a.report.gaps!.filter((g) => !segmentsBetween(g.start!, g.stop!, a.segmentSize).every((n) => dropped.has(n)));
+  }
 }
 
 export async function verifyStanza(ctx: ServerContext, stanza: string, o: VerifyOptions): Promise<VerifyReport> {
@@ -59,10 +76,11 @@ export async function verifyStanza(ctx: ServerContext, stanza: string, o: Verify
     ? analyzeBackup(b, manifestKey(stanza, b.label), run.filesOf(b.label), archives.get(b.dbId))
     : { label: b.label, status: 'expired', files: 0, valid: 0, problems: [], wal_missing: [], archive_start: b.archiveStart, archive_stop: b.archiveStop }));
   const results = [...run.jobs.values()].map((j) => j.result!);
+  if (!o.set) await reportDropped(ctx, stanza, archives);
   const archiveReports = [...archives.values()].map((a) => a.report);
   const ok = run.infoProblems.length === 0
     && backups.every((b) => b.status === 'valid' || b.status === 'expired')
-    && archiveReports.every((a) => a.problems!.length === 0 && a.gaps!.length === 0);
+    && archiveReports.every((a) => a.problems!.length === 0 && a.gaps!.length === 0 && a.dropped!.length === 0);
   return {
     ok, archives: archiveReports, backups, problems: run.infoProblems,
     bytes_read: results.reduce((n, r) => n + r.storedBytes, 0),

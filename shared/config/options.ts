@@ -1,8 +1,9 @@
 import fs from 'node:fs';
 import { UserError } from '../errors';
 import { validateStanzaName } from '../validate';
+import { parseSize } from './size';
 
-export type OptionType = 'string' | 'int' | 'bool' | 'list';
+export type OptionType = 'string' | 'int' | 'bool' | 'list' | 'size';
 
 export interface OptionSpec {
   name: string;
@@ -112,6 +113,12 @@ function convert(spec: OptionSpec, raw: string, where: string): Value {
       if (['y', 'yes', 'true', 'on', '1'].includes(v)) return true;
       if (['n', 'no', 'false', 'off', '0'].includes(v)) return false;
       throw bad('must be y or n');
+    }
+    case 'size': {
+      const bytes = parseSize(raw);
+      if (bytes === undefined) throw bad('must be a size in bytes, or with KiB, MiB, GiB, TiB (e.g. 1GiB)');
+      if (spec.min !== undefined && bytes < spec.min) throw bad(`must be at least ${spec.min} bytes`);
+      return bytes;
     }
     default:
       return raw;

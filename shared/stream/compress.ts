@@ -1,7 +1,7 @@
 import zlib from 'node:zlib';
 import { PassThrough, Transform, type TransformCallback } from 'node:stream';
 import { UserError } from '../errors';
-import { checkCompressLevel, decodeFrame, encodeFrame, FRAME_SIZE } from './frame-codec';
+import { decodeFrame } from './frame-codec';
 import { FrameSplitter } from './frame-splitter';
 
 export const COMPRESS_TYPES = ['gz', 'lz4', 'zst', 'none'] as const;
@@ -25,62 +25,6 @@ export function compressExtension(type: string): string {
 /** pgBackRest's defaults: gz 6, lz4 1, zst 3. */
 export function defaultCompressLevel(type: CompressType): number {
   return type === 'gz' ? 6 : type === 'zst' ? 3 : type === 'lz4' ? 1 : 0;
-}
-
-/**
- * Compresses a stream in this thread, as independent frames of FRAME_SIZE (the format the
- * worker pool writes). Used for WAL segments (milliseconds each with lz4 and zst); backup files
- * go through the pool (shared/stream/codec-pool.ts).
- */
-class FrameEncoder extends Transform {
-  private pending: Buffer[] = [];
-  private pendingBytes = 0;
-
-  constructor(private readonly type: string, private readonly level: number) {
-    super();
-  }
-
-  override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
-    try {
-      this.pending.push(chunk);
-      this.pendingBytes += chunk.length;
-      while (this.pendingBytes >= FRAME_SIZE) {
-        const all = Buffer.concat(this.pending, this.pendingBytes);
-        this.push(encodeFrame(this.type, this.level, all.subarray(0, FRAME_SIZE)));
-        this.pending = [all.subarray(FRAME_SIZE)];
-        this.pendingBytes -= FRAME_SIZE;
-      }
-      done();
-    } catch (err) {
-      done(err as Error);
-    }
-  }
-
-  override _flush(done: TransformCallback): void {
-    try {
-      // an empty file still gets one frame: the stored file is then a valid (empty) stream
-      this.push(encodeFrame(this.type, this.level, Buffer.concat(this.pending, this.pendingBytes)));
-      done();
-    } catch (err) {
-      done(err as Error);
-    }
-  }
-}
-
-export function createCompressor(type: string, level: number): Transform {
-  if (type !== 'none') checkCompressLevel(type, level);
-  switch (type) {
-    case 'gz':
-      // zlib's own stream compresses on libuv's thread pool: a WAL segment does not stall the daemon's event loop
-      return zlib.createGzip({ level, chunkSize: ZLIB_CHUNK });
-    case 'lz4':
-    case 'zst':
-      return new FrameEncoder(type, level);
-    case 'none':
-      return new PassThrough();
-    default:
-      throw new UserError(`unknown compress-type '${type}'`);
-  }
 }
 
 /**

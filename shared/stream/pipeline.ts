@@ -1,8 +1,8 @@
 import { pipeline } from 'node:stream/promises';
-import { Writable, type Readable, type Transform } from 'node:stream';
+import { Writable, type Readable } from 'node:stream';
 import type { FileHandle } from 'node:fs/promises';
 import { HashSize, type HashSizeResult } from './hash-size';
-import { createCompressor, createDecompressor } from './compress';
+import { createDecompressor } from './compress';
 
 export interface StoredChecksums {
   original: HashSizeResult;
@@ -19,19 +19,6 @@ export function fileHandleSink(handle: FileHandle): Writable {
       handle.write(chunk).then(() => done(), done);
     },
   });
-}
-
-/**
- * The backup data path for one file: read → [inspecting stages, e.g. page checksums] → size +
- * SHA-1 of the original → compress → size + SHA-1 of the stored bytes → sink. Each byte is read
- * once and compressed once.
- */
-export async function compressStream(source: Readable, compressType: string, level: number, sink: Writable,
-  inspect: Transform[] = []): Promise<StoredChecksums> {
-  const original = new HashSize();
-  const stored = new HashSize();
-  await pipeline([source, ...inspect, original, createCompressor(compressType, level), stored, sink]);
-  return { original: original.result(), stored: stored.result() };
 }
 
 /** The restore data path: stored bytes → size + SHA-1 → decompress → size + SHA-1 of the original → sink. */

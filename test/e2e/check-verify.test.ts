@@ -59,7 +59,7 @@ describe('check and verify', () => {
     const fx = fixture();
     try {
       await setArchiveCommand('false');
-      expectRefused(await fx.repoctl(['check', '--stanza', 'main']), 'check with archive_command=false', /archive_command 'false' does not run archive-push/);
+      expectRefused(await fx.repoctl(['check', '--stanza', 'main']), 'check with archive_command=false', /archive_command 'false' does not run pgrepo-archive push: set it to '.*pgrepo-archive push /);
       // plausible but broken: the agent socket does not exist, so every archive-push fails
       const broken = (await archiveCommandFor(fx.agent1Socket)).replace(fx.agent1Socket, '/nonexistent/agent.sock');
       await setArchiveCommand(broken);

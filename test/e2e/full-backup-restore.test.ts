@@ -206,7 +206,7 @@ describe('full backup and restore of a real PostgreSQL 15 cluster over mutual TL
       // PostgreSQL refuses a data directory group/other can write or other can read
       expect(fs.statSync(d).mode & 0o027).toBe(0);
       const conf = ['postgresql.auto.conf', 'postgresql.conf'].map((f) => fs.readFileSync(path.join(d, f), 'utf8')).join('\n');
-      expect(conf).toMatch(/^\s*restore_command\s*=.*archive-get/m);
+      expect(conf).toMatch(/^\s*restore_command\s*=.*pgrepo-archive get /m);
       const link = path.join(d, 'pg_tblspc', String(s.tsOid));
       expect(fs.lstatSync(link).isSymbolicLink(), `${link} is a symlink`).toBe(true);
       expect(fs.readlinkSync(link)).toBe(s.restoreTs);

@@ -12,6 +12,7 @@ import { makeCerts, type CertPair, type CertSet } from './certs';
 import { runCleanups } from './cleanup';
 import { freePort, initCluster, logTail, makeTempDir, startCluster, type Cluster } from './pg';
 import {
+  agentSpoolPath,
   archiveCommandFor,
   archiveGet,
   archivePush,
@@ -31,6 +32,12 @@ export interface FixtureOptions {
   extraAuth?: string[];
   /** more pgrepo-server flags (e.g. retention settings) */
   serverArgs?: string[];
+  /** more flags for agent db1 (e.g. --archive-async) */
+  agent1Args?: string[];
+  /** more flags for agent db2 */
+  agent2Args?: string[];
+  /** more postgresql.conf settings for cluster 1 */
+  cluster1Settings?: Record<string, string | number>;
 }
 
 export interface RepoctlOptions {
@@ -53,6 +60,8 @@ export interface Fixture {
   cluster1: Cluster;
   agent1: Proc;
   agent1Socket: string;
+  agent1Spool: string;
+  agent2Spool: string;
   agent2: Proc | null;
   agent2Socket: string;
   /** agent db2's pg-path: a restore target that does not exist until a restore makes it */
@@ -65,6 +74,12 @@ export interface Fixture {
   connection(opts?: RepoctlOptions): RepoctlConnection;
   archivePush(file: string, socket?: string): Promise<RunResult>;
   archiveGet(name: string, dest: string, socket?: string): Promise<RunResult>;
+  /** stops agent db1 and starts it again with these extra flags (default: the fixture's agent1Args) */
+  restartAgent1(extraArgs?: string[]): Promise<Proc>;
+  /** stops the repository server (the agents keep retrying) */
+  stopServer(): Promise<void>;
+  /** starts the repository server again on the same address and repository */
+  startServer(): Promise<void>;
   /** (re)starts agent db2; by default on restoreDir/restorePort */
   startAgent2(o?: Partial<Pick<AgentOptions, 'pgPath' | 'pgPort' | 'pgSocketPath' | 'socket' | 'logLevel'>>): Promise<Proc>;
   stopAgent2(): Promise<void>;
@@ -101,25 +116,33 @@ export async function createFixture(opts: FixtureOptions = {}): Promise<Fixture>
     const logs = path.join(work, 'logs'); // copies of every program's output, for post-mortems (PGREPO_TEST_KEEP=1)
     await fsp.mkdir(logs);
 
-    const server = await startServer({ repoPath: repoDir, certs, auth: [...DEFAULT_AUTH, ...(opts.extraAuth ?? [])], extraArgs: opts.serverArgs, logFile: path.join(logs, 'server.log') });
+    const serverOptions = { repoPath: repoDir, certs, auth: [...DEFAULT_AUTH, ...(opts.extraAuth ?? [])], extraArgs: opts.serverArgs, logFile: path.join(logs, 'server.log') };
+    const server = await startServer(serverOptions);
     procs.push(server.proc);
 
     const agent1Socket = path.join(socketDir, 'agent1.sock');
     const agent2Socket = path.join(socketDir, 'agent2.sock');
+    const agent1Spool = agentSpoolPath(agent1Socket, 'db1');
+    const agent2Spool = agentSpoolPath(agent2Socket, 'db2');
     const [port1, restorePort] = [await freePort(), await freePort()];
     const cluster1 = await initCluster({
       name: 'cluster1',
       dir: path.join(work, 'pg1'),
       port: port1,
       socketDir,
-      archiveCommand: await archiveCommandFor(agent1Socket),
+      archiveCommand: await archiveCommandFor(agent1Socket, agent1Spool, stanza),
+      settings: opts.cluster1Settings,
     });
     clusters.push(cluster1);
     await startCluster(cluster1);
 
     const agentBase = { server: server.address, certs, stanza };
-    const agent1 = await startAgent({ ...agentBase, identity: 'db1', pgPath: cluster1.dir, pgPort: port1, pgSocketPath: socketDir, socket: agent1Socket, logFile: path.join(logs, 'agent-db1.log') });
-    procs.push(agent1);
+    const startAgent1 = async (extraArgs: string[]) => {
+      const proc = await startAgent({ ...agentBase, identity: 'db1', pgPath: cluster1.dir, pgPort: port1, pgSocketPath: socketDir, socket: agent1Socket, extraArgs, logFile: path.join(logs, 'agent-db1.log') });
+      procs.push(proc);
+      return proc;
+    };
+    const agent1 = await startAgent1(opts.agent1Args ?? []);
 
     const connection = (o: RepoctlOptions = {}): RepoctlConnection => {
       const as = o.as === undefined ? 'ops' : o.as;
@@ -138,6 +161,8 @@ export async function createFixture(opts: FixtureOptions = {}): Promise<Fixture>
       cluster1,
       agent1,
       agent1Socket,
+      agent1Spool,
+      agent2Spool,
       agent2: null,
       agent2Socket,
       restoreDir,
@@ -147,6 +172,20 @@ export async function createFixture(opts: FixtureOptions = {}): Promise<Fixture>
       repoctl: (args, o = {}) => repoctl(connection(o), args, o.timeoutMs),
       archivePush: (file, socket = agent1Socket) => archivePush(socket, file),
       archiveGet: (name, dest, socket = agent1Socket) => archiveGet(socket, name, dest),
+      async restartAgent1(extraArgs = opts.agent1Args ?? []) {
+        await fx.agent1.stop();
+        fx.agent1 = await startAgent1(extraArgs);
+        return fx.agent1;
+      },
+      async stopServer() {
+        await fx.server.proc.stop();
+      },
+      async startServer() {
+        if (fx.server.proc.running) return;
+        const again = await startServer({ ...serverOptions, listen: fx.server.address });
+        procs.push(again.proc);
+        fx.server = again;
+      },
       async startAgent2(o = {}) {
         await fx.stopAgent2();
         const proc = await startAgent({
@@ -157,6 +196,7 @@ export async function createFixture(opts: FixtureOptions = {}): Promise<Fixture>
           pgSocketPath: o.pgSocketPath ?? socketDir,
           socket: o.socket ?? agent2Socket,
           logLevel: o.logLevel,
+          extraArgs: opts.agent2Args,
           logFile: path.join(logs, 'agent-db2.log'),
         });
         procs.push(proc);

@@ -289,12 +289,14 @@ export interface ServerOptions {
   extraArgs?: string[];
   name?: string;
   logFile?: string;
+  /** HOST:PORT to listen on (default 127.0.0.1:0, a port from the OS) */
+  listen?: string;
 }
 
 /** Starts pgrepo-server on 127.0.0.1:0 and waits for its "listening" line (which has the real port). */
 export async function startServer(o: ServerOptions): Promise<ServerHandle> {
   const args = [
-    '--listen', '127.0.0.1:0',
+    '--listen', o.listen ?? '127.0.0.1:0',
     '--repo-path', o.repoPath,
     '--tls-cert', o.certs.server.cert,
     '--tls-key', o.certs.server.key,
@@ -324,9 +326,16 @@ export interface AgentOptions {
   pgSocketPath: string;
   /** the unix socket it serves archive-push/get on */
   socket: string;
+  /** --spool-path (default: spool-<identity> beside the socket, so agents on one machine never share one) */
+  spoolPath?: string;
   logLevel?: string;
   extraArgs?: string[];
   logFile?: string;
+}
+
+/** The spool path the harness gives an agent unless told otherwise. */
+export function agentSpoolPath(socket: string, identity: string): string {
+  return path.join(path.dirname(socket), `spool-${identity}`);
 }
 
 /** Starts pgrepo-agent and waits until its job channel to the server is up. */
@@ -339,6 +348,7 @@ export async function startAgent(o: AgentOptions): Promise<Proc> {
     '--pg-port', String(o.pgPort),
     '--pg-socket-path', o.pgSocketPath,
     '--socket', o.socket,
+    '--spool-path', o.spoolPath ?? agentSpoolPath(o.socket, o.identity),
     '--tls-cert', pair.cert,
     '--tls-key', pair.key,
     '--tls-ca', o.certs.ca,
@@ -376,7 +386,21 @@ export function archiveGet(socket: string, name: string, dest: string, timeoutMs
   return runProgram('agent', ['archive-get', '--socket', socket, name, dest], { timeoutMs, cwd: path.dirname(dest) });
 }
 
-/** The archive_command for a cluster whose agent serves `socket`. */
-export async function archiveCommandFor(socket: string): Promise<string> {
-  return `${nodePath} ${await programPath('agent')} archive-push --socket ${socket} %p`;
+/** The shell entry point PostgreSQL runs (dist/agent/pgrepo-archive). */
+export async function archiveShPath(): Promise<string> {
+  return path.join(path.dirname(await programPath('agent')), 'pgrepo-archive');
+}
+
+/**
+ * The archive_command for a cluster whose agent serves `socket`: the shell entry point, as the
+ * README says; with the agent's spool and stanza it answers from the spool when it can.
+ */
+export async function archiveCommandFor(socket: string, spoolPath?: string, stanza?: string): Promise<string> {
+  const spool = spoolPath && stanza ? ` --spool-path ${spoolPath} --stanza ${stanza}` : '';
+  return `${await archiveShPath()} push --socket ${socket}${spool} --node ${nodePath} %p`;
+}
+
+/** Runs the shell entry point (`pgrepo-archive push|get ...`) as PostgreSQL would, in `cwd`. */
+export async function runArchiveSh(args: string[], cwd: string, timeoutMs = 60_000): Promise<RunResult> {
+  return run(await archiveShPath(), args, { asPostgres: runsAsPostgres(), timeoutMs, cwd });
 }

@@ -9,8 +9,9 @@ const stanza: StanzaInfo__Output = {
   backup: [{
     label: '20261124-101010F', type: 'full', prior: '', reference: [], timestamp_start: 1795000000, timestamp_stop: 1795000010,
     lsn_start: '0/2000028', lsn_stop: '0/2000100', archive_start: '000000010000000000000002', archive_stop: '000000010000000000000002',
-    size: 1000, delta: 1000, repo_size: 100, repo_delta: 100, db_id: 1, error: false,
+    size: 1000, delta: 1000, repo_size: 100, repo_delta: 100, db_id: 1, error: false, wal_gap: '', wal_incomplete: false,
   }],
+  wal_gap: [], wal_dropped: 0, wal_dropped_last: 0,
 };
 
 describe('info output', () => {

@@ -11,7 +11,7 @@ const damaged: VerifyReport__Output = {
     archive_id: '15-1', files: 9, valid: 9,
     ranges: [{ start: '000000010000000000000001', stop: '000000010000000000000002' }, { start: '000000010000000000000004', stop: '000000010000000000000009' }],
     gaps: [{ start: '000000010000000000000003', stop: '000000010000000000000003' }],
-    expired_gaps: [], problems: [],
+    expired_gaps: [], problems: [], dropped: [],
   }],
   backups: [{
     label: '20261124-101010F', status: 'invalid', files: 970, valid: 969, archive_start: '000000010000000000000003', archive_stop: '000000010000000000000003',

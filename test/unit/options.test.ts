@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { configFile } from '../harness/config-file';
 import { parseOptions, type OptionSpec } from '../../shared/config/options';
+import { parseSize } from '../../shared/config/size';
 import { UserError } from '../../shared/errors';
 
 const SPECS: OptionSpec[] = [
@@ -9,6 +10,7 @@ const SPECS: OptionSpec[] = [
   { name: 'pg-port', type: 'int', default: 5432, description: '' },
   { name: 'start-fast', type: 'bool', default: false, description: '' },
   { name: 'auth', type: 'list', description: '' },
+  { name: 'queue-max', type: 'size', description: '' },
 ];
 
 describe('options', () => {
@@ -46,5 +48,17 @@ describe('options', () => {
     expect(() => parseOptions(SPECS, ['--sever', 'x'])).toThrow(UserError);
     expect(() => parseOptions(SPECS, ['--server'])).toThrow(/needs a value/);
     expect(() => parseOptions(SPECS, ['--start-fast=maybe'])).toThrow(/must be y or n/);
+  });
+
+  it("takes sizes as pgBackRest does: bytes or KiB/MiB/GiB/TiB (powers of 1024), case-insensitive", () => {
+    expect(parseSize('1048576')).toBe(1048576);
+    expect(parseSize('64MiB')).toBe(64 * 1024 ** 2);
+    expect(parseSize('64mb')).toBe(64 * 1024 ** 2);
+    expect(parseSize('5g')).toBe(5 * 1024 ** 3);
+    expect(parseSize('1.5GiB')).toBe(1.5 * 1024 ** 3);
+    expect(parseSize(' 2 KB ')).toBe(2048);
+    for (const bad of ['', 'MiB', '-1', '1 XB', '1e3']) expect(parseSize(bad), bad).toBeUndefined();
+    expect(parseOptions(SPECS, ['--queue-max', '4GiB']).int('queue-max')).toBe(4 * 1024 ** 3);
+    expect(() => parseOptions(SPECS, ['--queue-max', 'lots'])).toThrow(/must be a size/);
   });
 });

@@ -1,0 +1,52 @@
+import { CodecPool } from '../../shared/stream/codec-pool';
+import type { AgentContext } from '../context';
+import { ArchivePusher } from './pusher';
+import { WalPrefetcher } from './prefetch';
+import { DropJournal } from './dropped';
+import { Spool } from './spool';
+
+export interface ArchivingOptions {
+  spoolPath: string;
+  async: boolean;
+  processMax: number;
+  /** bytes; 0 = never drop */
+  pushQueueMax: number;
+  /** bytes; 0 = no prefetch */
+  getQueueMax: number;
+}
+
+/** Opens the spool and wires archive-push and archive-get into the agent's context. */
+export function startArchiving(ctx: AgentContext, o: ArchivingOptions): { start(): Promise<void>; stop(): void } {
+  const spool = new Spool(o.spoolPath, ctx.stanza);
+  let prefetchBytes = o.getQueueMax;
+  let marks = true;
+  try {
+    spool.open();
+  } catch (err) {
+    // archive-async cannot work without it; plain archive-push and archive-get can
+    if (o.async) throw err;
+    ctx.log.warn({ err: (err as Error).message }, 'no spool: archive-get prefetch is off and every archive_command starts Node; set --spool-path to a directory this user may write');
+    prefetchBytes = 0;
+    marks = false;
+  }
+  const dropped = new DropJournal(ctx, spool.dir, o.pushQueueMax);
+  // compresses WAL on process-max worker threads (idle threads keep nothing alive)
+  const pool = new CodecPool(o.processMax);
+  const pusher = new ArchivePusher(ctx, { async: o.async, marks, processMax: o.processMax, queueMax: o.pushQueueMax }, spool, dropped, pool);
+  const prefetcher = new WalPrefetcher(ctx, spool, { queueMax: prefetchBytes, processMax: o.processMax, idleMs: 60_000, recheckMs: 1000 });
+  ctx.archive = { pusher, prefetcher };
+  return {
+    async start() {
+      dropped.start();
+      pusher.start();
+      prefetcher.start();
+    },
+    stop() {
+      pusher.stop();
+      prefetcher.stop();
+      dropped.stop();
+      spool.close();
+      void pool.close();
+    },
+  };
+}

@@ -1,0 +1,517 @@
+/**
+ * WAL archiving against pgBackRest, in one run (`npm run bench:wal`, bench/README.md): start-up
+ * costs, one archive-push call on a real 16 MiB segment per codec, the drain rate of a backlog,
+ * the archive lag under pgbench load, and recovery replay through archive-get. pgrepo sync and
+ * async (archive-async, the shell entry point answering from the spool) against pgBackRest sync
+ * and async. Not a test: run by vitest only to reuse the harness (real PostgreSQL, real server
+ * and agents over mutual TLS). Every call is timed as PostgreSQL runs it: `sh -c "<command>"`.
+ */
+import fs from 'node:fs';
+import fsp from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, it } from 'vitest';
+import { COMPRESS_TYPES } from '../shared/stream/compress';
+import { parseSegmentName, segmentAt, segmentOrdinal, segmentsBetween } from '../shared/wal';
+import { makeCerts, type CertSet } from '../test/harness/certs';
+import { writeResultsSection } from './results';
+import { ensurePgbackrest, ownedDir } from './setup';
+import { runCleanups } from '../test/harness/cleanup';
+import { clusterAt, freePort, initCluster, pgBindir, query, startCluster, stopCluster, switchWal, type Cluster } from '../test/harness/pg';
+import { archiveShPath, nodePath, programPath, repoctl, startAgent, startServer, type Proc, type RepoctlConnection } from '../test/harness/processes';
+import { chownToPostgres, describeRun, run, runOk, sleep, waitUntil } from '../test/harness/system';
+
+const env = process.env;
+const BENCH_DIR = env.PGREPO_WAL_BENCH_DIR ?? '/var/tmp/pgrepo-bench-wal';
+const CALLS = Number(env.BENCH_CALLS ?? 11);
+const BACKLOG = Number(env.BENCH_BACKLOG ?? 200);
+const LOAD_SECONDS = Number(env.BENCH_LOAD_SECONDS ?? 30);
+const REPLAY = Number(env.BENCH_REPLAY_SEGMENTS ?? 300);
+const PROCESS_MAX = Number(env.BENCH_PROCESS_MAX ?? 2);
+const parseCodecs = (s: string) => s.split(',').map((c) => { const [type, level] = c.split(':'); return { type, level: Number(level ?? 0) }; })
+  .filter((c) => (COMPRESS_TYPES as readonly string[]).includes(c.type));
+const CODECS = parseCodecs(env.BENCH_CODECS ?? 'gz:6,lz4:1,zst:3,none:0');
+const DRAIN_CODECS = parseCodecs(env.BENCH_DRAIN_CODECS ?? 'gz:6,zst:3');
+const PHASES = new Set((env.BENCH_PHASES ?? 'calls,drain,lag,replay').split(','));
+const STANZA = 'bench';
+const SEG = 16 * 1024 * 1024;
+const MiB = 1024 * 1024;
+
+type Codec = { type: string; level: number };
+const codecName = (c: Codec) => (c.type === 'none' ? 'none' : `${c.type}-${c.level}`);
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+const ms = (us: number) => (us / 1000).toFixed(1);
+
+// ---- set-up ------------------------------------------------------------------------------
+
+async function asPostgres(cmd: string, args: string[], timeoutMs = 600_000): Promise<string> {
+  return (await runOk(cmd, args, { asPostgres: true, timeoutMs, cwd: BENCH_DIR })).stdout;
+}
+
+/** A file the postgres user writes, with the content given. */
+async function writeOwned(file: string, text: string): Promise<void> {
+  await fsp.writeFile(file, text);
+  await chownToPostgres(file);
+}
+
+const TIMER = `#!/bin/bash
+# each line of $1 is a command; run it as PostgreSQL does (sh -c) and print "<exit code> <microseconds>"
+while IFS= read -r line; do
+  s=$EPOCHREALTIME
+  sh -c "$line" >/dev/null 2>>"$2"
+  rc=$?
+  e=$EPOCHREALTIME
+  echo "$rc $(( 10#\${e/./} - 10#\${s/./} ))"
+done < "$1"
+`;
+
+/** Runs each command with `sh -c` in `cwd` as postgres, timing each from bash (no fork to read the clock). */
+async function timeCalls(commands: string[], cwd: string): Promise<number[]> {
+  const list = path.join(BENCH_DIR, 'calls.txt');
+  const errors = path.join(BENCH_DIR, 'calls.err');
+  await writeOwned(list, `${commands.join('\n')}\n`);
+  await writeOwned(errors, '');
+  const res = await run('bash', [path.join(BENCH_DIR, 'timer.sh'), list, errors], { asPostgres: true, timeoutMs: 3_600_000, cwd });
+  const lines = res.stdout.trim().split('\n').map((l) => l.split(' ').map(Number));
+  const failed = lines.filter(([rc]) => rc !== 0);
+  if (res.code !== 0 || failed.length || lines.length !== commands.length) {
+    throw new Error(`timed calls failed (${failed.length} of ${commands.length}): ${commands[0]}\n${fs.readFileSync(errors, 'utf8').slice(-2000)}`);
+  }
+  return lines.map(([, us]) => us);
+}
+
+interface Bench {
+  certs: CertSet;
+  server: string;
+  conn: RepoctlConnection;
+  cluster: Cluster;
+  sockDir: string;
+  agents: Map<string, Proc>;
+}
+
+/** (Re)starts the named agent with these flags (its own socket and spool). */
+async function agent(b: Bench, name: string, pgPath: string, extra: string[]): Promise<{ socket: string; spool: string }> {
+  const socket = path.join(b.sockDir, `${name}.sock`);
+  const spool = path.join(BENCH_DIR, `spool-${name}`);
+  await b.agents.get(name)?.stop();
+  const proc = await startAgent({
+    identity: 'db1', server: b.server, certs: b.certs, stanza: STANZA, pgPath, pgPort: b.cluster.port, pgSocketPath: b.sockDir, socket, spoolPath: spool,
+    extraArgs: extra, logFile: path.join(BENCH_DIR, `agent-${name}.log`),
+  });
+  b.agents.set(name, proc);
+  return { socket, spool };
+}
+
+const pgrepoFlags = (c: Codec) => ['--compress-type', c.type, '--compress-level', String(c.level)];
+const pgbrFlags = (c: Codec) => `--compress-type=${c.type}${c.type === 'none' ? '' : ` --compress-level=${c.level}`}`;
+
+async function pgrepoPushCommand(socket: string, spool: string): Promise<string> {
+  return `${await archiveShPath()} push --socket ${socket} --spool-path ${spool} --stanza ${STANZA} --node ${nodePath} %p`;
+}
+
+const pgbrConfig = (name: string) => path.join(BENCH_DIR, `pgbackrest-${name}.conf`);
+
+async function writePgbrConfig(name: string, pgPath: string, cluster: Cluster): Promise<void> {
+  await writeOwned(pgbrConfig(name), [
+    '[global]',
+    `repo1-path=${path.join(BENCH_DIR, 'repo-pgbackrest')}`,
+    `spool-path=${path.join(BENCH_DIR, `pgbr-spool-${name}`)}`,
+    `lock-path=${path.join(BENCH_DIR, `pgbr-lock-${name}`)}`,
+    `log-path=${path.join(BENCH_DIR, 'pgbr-log')}`,
+    'log-level-console=warn',
+    'log-level-stderr=warn',
+    'log-level-file=off',
+    'start-fast=y',
+    `[${STANZA}]`,
+    `pg1-path=${pgPath}`,
+    `pg1-port=${cluster.port}`,
+    `pg1-socket-path=${cluster.socketDir}`,
+    '',
+  ].join('\n'));
+}
+
+const pgbrPush = (config: string, c: Codec, async: boolean) =>
+  `pgbackrest --config=${pgbrConfig(config)} --stanza=${STANZA} ${pgbrFlags(c)}${async ? ` --archive-async --process-max=${PROCESS_MAX}` : ''} archive-push %p`;
+
+async function setArchiveCommand(c: Cluster, command: string): Promise<void> {
+  await query(c, `alter system set archive_command = '${command.replace(/'/g, "''")}'`);
+  await query(c, 'select pg_reload_conf()');
+}
+
+async function lastArchived(c: Cluster): Promise<string> {
+  const [r] = await query<{ w: string | null }>(c, 'select last_archived_wal as w from pg_stat_archiver');
+  return (r.w ?? '').slice(0, 24);
+}
+
+async function waitArchived(c: Cluster, segment: string, timeoutMs = 1_800_000): Promise<void> {
+  await waitUntil(`archiving of ${segment}`, async () => (await lastArchived(c)) >= segment, { timeoutMs, intervalMs: 50 });
+}
+
+const currentSegment = async (c: Cluster) => (await query<{ s: string }>(c, 'select pg_walfile_name(pg_current_wal_lsn()) as s'))[0].s;
+
+/**
+ * Writes WAL until `n` more segments are complete and returns their names: with `pgbench -i`
+ * (pgbench's tables loaded again and again: realistic rows and indexes, and fast, where the
+ * TPC-B run writes only a few MiB/s of WAL on a small machine) or bulk inserts.
+ */
+async function makeWal(c: Cluster, n: number, how: 'pgbench' | 'insert'): Promise<string[]> {
+  const first = await currentSegment(c);
+  const goal = segmentAt(parseSegmentName(first).timeline, segmentOrdinal(first, SEG) + n, SEG);
+  while ((await currentSegment(c)) < goal) {
+    if (how === 'pgbench') {
+      await asPostgres(path.join(pgBindir(), 'pgbench'), ['-i', '-q', '-s', '10', '-h', c.socketDir, '-p', String(c.port), '-U', 'postgres', 'postgres'], 3_600_000);
+    } else {
+      await query(c, 'create table if not exists walgen (id bigint, a text, b text)');
+      await query(c, `insert into walgen select g, md5(g::text) || md5((g * 7)::text), repeat(chr(65 + (g % 26)), 40) from generate_series(1, 50000) g`);
+    }
+  }
+  const last = await switchWal(c);
+  return segmentsBetween(first, last, SEG);
+}
+
+// ---- the phases --------------------------------------------------------------------------
+
+interface CallRow { codec: string; pgrepoSync: number; pgbrSync: number; pgrepoAsync: number; pgbrAsync: number }
+
+/** A PGDATA with only what archive-push reads: global/pg_control and pg_wal/archive_status. */
+async function fakePgdata(b: Bench, name: string): Promise<string> {
+  const dir = await ownedDir(path.join(BENCH_DIR, `fake-${name}`));
+  await ownedDir(path.join(dir, 'global'));
+  await ownedDir(path.join(dir, 'pg_wal'));
+  await ownedDir(path.join(dir, 'pg_wal', 'archive_status'));
+  await fsp.copyFile(path.join(b.cluster.dir, 'global', 'pg_control'), path.join(dir, 'global', 'pg_control'));
+  await chownToPostgres(path.join(dir, 'global', 'pg_control'));
+  return dir;
+}
+
+let timeline = 0x100;
+/** Copies of the real segments under fresh names (a timeline of their own), so every push is a first push. */
+async function placeSegments(pgdata: string, templates: string[], ready: boolean): Promise<string[]> {
+  const tl = (timeline++).toString(16).toUpperCase().padStart(8, '0');
+  const names: string[] = [];
+  for (let i = 0; i < templates.length; i++) {
+    const name = `${tl}00000000${(i + 1).toString(16).toUpperCase().padStart(8, '0')}`;
+    const file = path.join(pgdata, 'pg_wal', name);
+    await fsp.copyFile(templates[i], file);
+    await chownToPostgres(file);
+    if (ready) await writeOwned(path.join(pgdata, 'pg_wal', 'archive_status', `${name}.ready`), '');
+    names.push(name);
+  }
+  return names;
+}
+
+async function waitForFiles(files: string[], what: string): Promise<void> {
+  await waitUntil(what, () => files.every((f) => fs.existsSync(f)), { timeoutMs: 600_000, intervalMs: 50 });
+}
+
+async function oneCallPhase(b: Bench, templates: string[]): Promise<{ rows: CallRow[]; startup: Record<string, number> }> {
+  const rows: CallRow[] = [];
+  const startup: Record<string, number> = {};
+  const fakeSync = await fakePgdata(b, 'pgrepo-sync');
+  const fakeAsync = await fakePgdata(b, 'pgrepo-async');
+  const fakePgbr = await fakePgdata(b, 'pgbackrest');
+  await writePgbrConfig('fake', fakePgbr, b.cluster);
+  const sh = await archiveShPath();
+  for (const codec of CODECS) {
+    const label = codecName(codec);
+    // pgrepo sync: every call starts the Node client, which hands the segment to the agent
+    const s = await agent(b, 'fake-sync', fakeSync, pgrepoFlags(codec));
+    let names = await placeSegments(fakeSync, templates, false);
+    const pgrepoSync = median(await timeCalls(names.map((n) => (`${sh} push --socket ${s.socket} --spool-path ${s.spool} --stanza ${STANZA} --node ${nodePath} pg_wal/${n}`)), fakeSync));
+
+    // pgrepo async: the agent has shipped the segment before PostgreSQL asks
+    const a = await agent(b, 'fake-async', fakeAsync, [...pgrepoFlags(codec), '--archive-async', '--process-max', String(PROCESS_MAX)]);
+    names = await placeSegments(fakeAsync, templates, true);
+    await waitForFiles(names.map((n) => path.join(a.spool, 'archive', STANZA, 'out', `${n}.ok`)), 'pgrepo to ship the segments');
+    const pgrepoAsync = median(await timeCalls(names.map((n) => `${sh} push --socket ${a.socket} --spool-path ${a.spool} --stanza ${STANZA} --node ${nodePath} pg_wal/${n}`), fakeAsync));
+    if (!startup.node) {
+      startup.node = median(await timeCalls(Array(CALLS).fill(`${nodePath} -e 0`), fakeAsync));
+      // the Node client's round trip to the agent for a segment the agent already has
+      const main = await programPath('agent');
+      startup.client = median(await timeCalls(names.map((n) => `${nodePath} ${main} archive-push --socket ${a.socket} pg_wal/${n}`), fakeAsync));
+      startup.sh = pgrepoAsync;
+    }
+    for (const n of names) await fsp.rm(path.join(fakeAsync, 'pg_wal', 'archive_status', `${n}.ready`));
+
+    // pgBackRest sync
+    names = await placeSegments(fakePgbr, templates, false);
+    const pgbrSync = median(await timeCalls(names.map((n) => pgbrPush('fake', codec, false).replace('%p', `pg_wal/${n}`)), fakePgbr));
+
+    // pgBackRest async: the first call starts its async process, which pushes every ready segment
+    names = await placeSegments(fakePgbr, [templates[0], ...templates], true);
+    await timeCalls([pgbrPush('fake', codec, true).replace('%p', `pg_wal/${names[0]}`)], fakePgbr);
+    const rest = names.slice(1);
+    await waitForFiles(rest.map((n) => path.join(BENCH_DIR, 'pgbr-spool-fake', 'archive', STANZA, 'out', `${n}.ok`)), 'pgBackRest to push the segments');
+    const pgbrAsync = median(await timeCalls(rest.map((n) => pgbrPush('fake', codec, true).replace('%p', `pg_wal/${n}`)), fakePgbr));
+    for (const n of names) await fsp.rm(path.join(fakePgbr, 'pg_wal', 'archive_status', `${n}.ready`), { force: true });
+    if (!startup.pgbrAsync) startup.pgbrAsync = pgbrAsync;
+
+    rows.push({ codec: label, pgrepoSync, pgbrSync, pgrepoAsync, pgbrAsync });
+    console.log(`[bench] one call, ${label}: pgrepo sync ${ms(pgrepoSync)} ms, pgBackRest sync ${ms(pgbrSync)} ms, pgrepo async ${ms(pgrepoAsync)} ms, pgBackRest async ${ms(pgbrAsync)} ms`);
+  }
+  await b.agents.get('fake-sync')?.stop();
+  await b.agents.get('fake-async')?.stop();
+  return { rows, startup };
+}
+
+interface Tool {
+  name: string;
+  /** starts what the set-up needs and returns its archive_command */
+  setup: (codec: Codec) => Promise<string>;
+  /** stops what would archive while PostgreSQL's archiving is paused (pgrepo's async agent reads ahead by itself) */
+  pause?: () => Promise<void>;
+}
+
+/** The archive_command of each of the four set-ups for the real cluster. */
+function tools(b: Bench): Tool[] {
+  const pgrepo = (extra: string[]) => async (codec: Codec) => {
+    const a = await agent(b, 'real', b.cluster.dir, [...pgrepoFlags(codec), ...extra]);
+    return pgrepoPushCommand(a.socket, a.spool);
+  };
+  return [
+    { name: 'pgrepo sync', setup: pgrepo([]) },
+    { name: 'pgBackRest sync', setup: async (codec) => pgbrPush('real', codec, false) },
+    { name: 'pgrepo async', setup: pgrepo(['--archive-async', '--process-max', String(PROCESS_MAX)]), pause: async () => b.agents.get('real')?.stop() },
+    { name: 'pgBackRest async', setup: async (codec) => pgbrPush('real', codec, true) },
+  ];
+}
+
+interface DrainRow { codec: string; rates: Record<string, number> }
+
+async function drainPhase(b: Bench): Promise<DrainRow[]> {
+  const rows: DrainRow[] = [];
+  for (const codec of DRAIN_CODECS) {
+    const rates: Record<string, number> = {};
+    for (const tool of tools(b)) {
+      let command = await tool.setup(codec);
+      // whatever is pending goes first, untimed; then pause, build the backlog, resume and time the drain
+      await setArchiveCommand(b.cluster, command);
+      await waitArchived(b.cluster, await switchWal(b.cluster));
+      await setArchiveCommand(b.cluster, '');
+      await tool.pause?.();
+      await query(b.cluster, 'checkpoint');
+      const backlog = await makeWal(b.cluster, BACKLOG, 'pgbench');
+      // resuming includes starting the agent again where it was stopped (its start-up counts against it)
+      const t0 = process.hrtime.bigint();
+      if (tool.pause) command = await tool.setup(codec);
+      await setArchiveCommand(b.cluster, command);
+      await waitArchived(b.cluster, backlog[backlog.length - 1]);
+      const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+      rates[tool.name] = backlog.length / seconds;
+      console.log(`[bench] drain of ${backlog.length} segments, ${codecName(codec)}, ${tool.name}: ${seconds.toFixed(1)} s, ${rates[tool.name].toFixed(1)} segments/s`);
+    }
+    rows.push({ codec: codecName(codec), rates });
+  }
+  return rows;
+}
+
+interface LagRow { tool: string; tps: number; walMiBs: number; maxLagMiB: number; meanLagMiB: number }
+
+const lsnBytes = (lsn: string) => { const [hi, lo] = lsn.split('/'); return Number(BigInt(`0x${hi}`) * 2n ** 32n + BigInt(`0x${lo}`)); };
+const segmentEnd = (name: string) => (Number(BigInt(`0x${name.slice(8, 16)}`) * 256n + BigInt(`0x${name.slice(16, 24)}`)) + 1) * SEG;
+
+async function lagPhase(b: Bench): Promise<LagRow[]> {
+  const rows: LagRow[] = [];
+  const codec = DRAIN_CODECS[0];
+  for (const tool of tools(b)) {
+    await setArchiveCommand(b.cluster, await tool.setup(codec));
+    await waitArchived(b.cluster, await switchWal(b.cluster));
+    const [start] = await query<{ l: string }>(b.cluster, 'select pg_current_wal_lsn()::text as l');
+    const lags: number[] = [];
+    const bench = run(path.join(pgBindir(), 'pgbench'), ['-n', '-c', '4', '-j', '2', '-T', String(LOAD_SECONDS), '-h', b.cluster.socketDir, '-p', String(b.cluster.port), '-U', 'postgres', 'postgres'],
+      { asPostgres: true, timeoutMs: (LOAD_SECONDS + 120) * 1000 });
+    let done = false;
+    bench.then(() => { done = true; }, () => { done = true; });
+    while (!done) {
+      const [r] = await query<{ l: string; w: string | null }>(b.cluster, 'select pg_current_wal_lsn()::text as l, last_archived_wal as w from pg_stat_archiver');
+      if (r.w && /^[0-9A-F]{24}$/.test(r.w)) lags.push(Math.max(0, lsnBytes(r.l) - segmentEnd(r.w)));
+      await sleep(500);
+    }
+    const res = await bench;
+    const [end] = await query<{ l: string }>(b.cluster, 'select pg_current_wal_lsn()::text as l');
+    const tps = Number(/tps = ([\d.]+)/.exec(res.stdout)?.[1] ?? 0);
+    const row = {
+      tool: tool.name, tps, walMiBs: (lsnBytes(end.l) - lsnBytes(start.l)) / MiB / LOAD_SECONDS,
+      maxLagMiB: Math.max(0, ...lags) / MiB, meanLagMiB: lags.reduce((x, y) => x + y, 0) / Math.max(1, lags.length) / MiB,
+    };
+    console.log(`[bench] lag under pgbench, ${tool.name}: ${row.tps.toFixed(0)} tps, ${row.walMiBs.toFixed(1)} MiB/s WAL, lag max ${row.maxLagMiB.toFixed(1)} MiB, mean ${row.meanLagMiB.toFixed(1)} MiB`);
+    rows.push(row);
+  }
+  return rows;
+}
+
+interface ReplayRow { what: string; segments: number; seconds: number; viaNode?: number }
+
+async function replayPhase(b: Bench): Promise<ReplayRow[]> {
+  const codec = DRAIN_CODECS[0];
+  // archive into both repositories at once, each in its fast mode
+  const a = await agent(b, 'real', b.cluster.dir, [...pgrepoFlags(codec), '--archive-async', '--process-max', String(PROCESS_MAX)]);
+  await setArchiveCommand(b.cluster, `${(await pgrepoPushCommand(a.socket, a.spool)).replace(' %p', ' "%p"')} && ${pgbrPush('real', codec, true)}`);
+  await waitArchived(b.cluster, await switchWal(b.cluster));
+  const base = path.join(BENCH_DIR, 'base');
+  await fsp.rm(base, { recursive: true, force: true });
+  await asPostgres(path.join(pgBindir(), 'pg_basebackup'), ['-D', base, '-X', 'none', '-c', 'fast', '-h', b.cluster.socketDir, '-p', String(b.cluster.port), '-U', 'postgres']);
+  const segments = await makeWal(b.cluster, REPLAY, 'insert');
+  await waitArchived(b.cluster, segments[segments.length - 1]);
+  // every recovery must end with exactly these rows: a recovery that stopped early is a failure, not a fast run
+  const [{ n: expectedRows }] = await query<{ n: number }>(b.cluster, 'select count(*)::int as n from walgen');
+  console.log(`[bench] ${segments.length} segments archived in both repositories for the replay`);
+
+  const restoreDir = path.join(BENCH_DIR, 'replay');
+  const sh = await archiveShPath();
+  const setups: { what: string; command: () => Promise<string>; agentName?: string }[] = [
+    { what: `pgrepo, prefetch (archive-get-queue-max 128MiB, process-max ${PROCESS_MAX})`, agentName: 'restore', command: async () => {
+      const r = await agent(b, 'restore', restoreDir, ['--process-max', String(PROCESS_MAX), '--log-level', 'debug']);
+      return `${sh} get --socket ${r.socket} --spool-path ${r.spool} --stanza ${STANZA} --node ${nodePath} %f "%p"`;
+    } },
+    { what: 'pgrepo, no prefetch (archive-get-queue-max 0)', agentName: 'restore', command: async () => {
+      const r = await agent(b, 'restore', restoreDir, ['--archive-get-queue-max', '0', '--log-level', 'debug']);
+      return `${sh} get --socket ${r.socket} --spool-path ${r.spool} --stanza ${STANZA} --node ${nodePath} %f "%p"`;
+    } },
+    { what: `pgBackRest async (archive-get-queue-max 128MiB, process-max ${PROCESS_MAX})`, command: async () => `pgbackrest --config=${pgbrConfig('real')} --stanza=${STANZA} --pg1-path=${restoreDir} --archive-async --process-max=${PROCESS_MAX} archive-get %f "%p"` },
+    { what: 'pgBackRest sync', command: async () => `pgbackrest --config=${pgbrConfig('real')} --stanza=${STANZA} --pg1-path=${restoreDir} archive-get %f "%p"` },
+  ];
+  const rows: ReplayRow[] = [];
+  for (const setup of setups) {
+    await fsp.rm(restoreDir, { recursive: true, force: true });
+    await asPostgres('cp', ['-a', base, restoreDir]);
+    await writeOwned(path.join(restoreDir, 'recovery.signal'), '');
+    const command = await setup.command();
+    const c = clusterAt({ dir: restoreDir, port: await freePort(), socketDir: b.sockDir, name: 'replay' });
+    await fsp.rm(c.logFile, { force: true });
+    const mark = setup.agentName ? b.agents.get(setup.agentName)!.mark() : 0;
+    const t0 = process.hrtime.bigint();
+    await startCluster(c, { settings: { archive_mode: 'off', restore_command: command, recovery_target_action: 'promote', shared_buffers: '256MB' }, timeoutMs: 1_800_000 });
+    await waitUntil('recovery to finish', async () => (await query<{ r: boolean }>(c, 'select pg_is_in_recovery() as r'))[0].r === false, { timeoutMs: 3_600_000, intervalMs: 50 });
+    const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+    const [{ n: got }] = await query<{ n: number }>(c, 'select count(*)::int as n from walgen');
+    await stopCluster(c, 'immediate');
+    const log = fs.readFileSync(c.logFile, 'utf8');
+    await fsp.copyFile(c.logFile, path.join(BENCH_DIR, `replay-${rows.length + 1}.log`));
+    if (got !== expectedRows) throw new Error(`${setup.what}: recovery ended with ${got} rows of ${expectedRows}: it stopped before the end of the archive (log: ${path.join(BENCH_DIR, `replay-${rows.length + 1}.log`)})`);
+    const replayed = (log.match(/restored log file "[0-9A-F]{24}" from archive/g) ?? []).length;
+    const viaNode = setup.agentName ? b.agents.get(setup.agentName)!.findLogs('archive-get request from the client', mark).length : undefined;
+    rows.push({ what: setup.what, segments: replayed, seconds, viaNode });
+    console.log(`[bench] replay, ${setup.what}: ${replayed} segments in ${seconds.toFixed(1)} s (${(replayed / seconds).toFixed(1)}/s)${viaNode === undefined ? '' : `, ${viaNode} requests started Node`}`);
+  }
+  await fsp.rm(restoreDir, { recursive: true, force: true });
+  return rows;
+}
+
+// ---- the report --------------------------------------------------------------------------
+
+function report(o: { calls: CallRow[]; startup: Record<string, number>; drain: DrainRow[]; lag: LagRow[]; replay: ReplayRow[]; versions: string }): string {
+  const ratio = (a: number, b: number) => (b ? (a / b).toFixed(2) : '-');
+  const lines = [
+    `## WAL archiving: pgrepo vs pgBackRest (npm run bench:wal)`,
+    '',
+    o.versions,
+    '',
+  ];
+  if (o.calls.length) lines.push(...[
+    `### Start-up (ms, median of ${CALLS}, each run as PostgreSQL runs it: sh -c)`,
+    '',
+    '| what | ms |',
+    '|---|---:|',
+    `| \`node -e 0\` | ${ms(o.startup.node)} |`,
+    `| Node client (\`pgrepo-agent archive-push\`), round trip to the agent for a segment it already has | ${ms(o.startup.client)} |`,
+    `| \`pgrepo-archive push\`, segment already shipped (shell, from the spool) | ${ms(o.startup.sh)} |`,
+    `| \`pgbackrest archive-push\` async, segment already pushed | ${ms(o.startup.pgbrAsync)} |`,
+    '',
+    `### One archive-push call on a real 16 MiB segment (ms, median of ${CALLS}; ratio = pgrepo / pgBackRest, below 1 = pgrepo faster)`,
+    '',
+    '| codec | pgrepo sync | pgBackRest sync | ratio | pgrepo async | pgBackRest async | ratio |',
+    '|---|---:|---:|---:|---:|---:|---:|',
+    ...o.calls.map((r) => `| ${r.codec} | ${ms(r.pgrepoSync)} | ${ms(r.pgbrSync)} | ${ratio(r.pgrepoSync, r.pgbrSync)} | ${ms(r.pgrepoAsync)} | ${ms(r.pgbrAsync)} | ${ratio(r.pgrepoAsync, r.pgbrAsync)} |`),
+    '',
+    `Async: the call for a segment the agent (pgBackRest: its async process) has already pushed; at ${ms(o.startup.sh)} ms a call, PostgreSQL's serial archive_command keeps up with ${Math.floor(1e6 / o.startup.sh)} segments/s.`,
+    '',
+  ]);
+  if (o.drain.length) lines.push(...[
+    `### Drain of a backlog of ${BACKLOG} segments written by pgbench -i (segments/s; process-max ${PROCESS_MAX} in async mode; ratio = pgrepo / pgBackRest, above 1 = pgrepo faster)`,
+    '',
+    '| codec | pgrepo sync | pgBackRest sync | ratio | pgrepo async | pgBackRest async | ratio |',
+    '|---|---:|---:|---:|---:|---:|---:|',
+    ...o.drain.map((r) => {
+      const g = (k: string) => r.rates[k];
+      return `| ${r.codec} | ${g('pgrepo sync').toFixed(1)} | ${g('pgBackRest sync').toFixed(1)} | ${ratio(g('pgrepo sync'), g('pgBackRest sync'))} | ${g('pgrepo async').toFixed(1)} | ${g('pgBackRest async').toFixed(1)} | ${ratio(g('pgrepo async'), g('pgBackRest async'))} |`;
+    }),
+    '',
+  ]);
+  if (o.lag.length) lines.push(...[
+    `### Archive lag under pgbench load (${LOAD_SECONDS} s, pgbench -c 4 -j 2, ${codecName(DRAIN_CODECS[0])}; lag = current WAL position minus the end of the last archived segment, sampled every 0.5 s)`,
+    '',
+    '| set-up | tps | WAL MiB/s | max lag MiB | mean lag MiB |',
+    '|---|---:|---:|---:|---:|',
+    ...o.lag.map((r) => `| ${r.tool} | ${r.tps.toFixed(0)} | ${r.walMiBs.toFixed(1)} | ${r.maxLagMiB.toFixed(1)} | ${r.meanLagMiB.toFixed(1)} |`),
+    '',
+  ]);
+  if (o.replay.length) lines.push(...[
+    `### Recovery replay through restore_command (${REPLAY} segments of bulk inserts, ${codecName(DRAIN_CODECS[0])}; time from pg_ctl start to the end of recovery)`,
+    '',
+    '| archive-get | segments | seconds | segments/s | requests that started Node |',
+    '|---|---:|---:|---:|---:|',
+    ...o.replay.map((r) => `| ${r.what} | ${r.segments} | ${r.seconds.toFixed(1)} | ${(r.segments / r.seconds).toFixed(1)} | ${r.viaNode ?? '-'} |`),
+    '',
+  ]);
+  const prefetch = o.replay[0];
+  const pgbrAsync = o.replay.find((r) => r.what.startsWith('pgBackRest async'));
+  if (prefetch && pgbrAsync) lines.push(`Replay ratio pgrepo prefetch / pgBackRest async (segments/s): ${ratio(prefetch.segments / prefetch.seconds, pgbrAsync.segments / pgbrAsync.seconds)}.`, '');
+  return lines.join('\n');
+}
+
+// ---- the run -----------------------------------------------------------------------------
+
+afterAll(() => runCleanups(), 600_000);
+
+it('WAL archiving: pgrepo vs pgBackRest', async () => {
+  await ensurePgbackrest();
+  const startLoad = os.loadavg()[0];
+  // a cluster left running by an interrupted run goes first
+  if (fs.existsSync(path.join(BENCH_DIR, 'pg', 'postmaster.pid'))) await stopCluster(clusterAt({ dir: path.join(BENCH_DIR, 'pg'), port: 0, socketDir: '' }), 'immediate');
+  await fsp.rm(BENCH_DIR, { recursive: true, force: true, maxRetries: 5 });
+  await ownedDir(BENCH_DIR);
+  await writeOwned(path.join(BENCH_DIR, 'timer.sh'), TIMER);
+  const sockDir = await ownedDir(path.join(BENCH_DIR, 'sock'));
+  const certs = await makeCerts();
+  const serverProc = await startServer({ repoPath: await ownedDir(path.join(BENCH_DIR, 'repo-pgrepo')), certs, auth: ['db1=agent:bench', 'ops=admin'], logFile: path.join(BENCH_DIR, 'server.log') });
+  const cluster = await initCluster({
+    name: 'bench', dir: path.join(BENCH_DIR, 'pg'), port: await freePort(), socketDir: sockDir, archiveMode: true, archiveCommand: '',
+    settings: { max_wal_size: '16GB', shared_buffers: '256MB', checkpoint_timeout: '1h' },
+  });
+  await startCluster(cluster);
+  const b: Bench = { certs, server: serverProc.address, conn: { server: serverProc.address, ca: certs.ca, client: certs.client('ops') }, cluster, sockDir, agents: new Map() };
+  await asPostgres(path.join(pgBindir(), 'pgbench'), ['-i', '-q', '-s', '10', '-h', sockDir, '-p', String(cluster.port), '-U', 'postgres', 'postgres']);
+
+  await agent(b, 'real', cluster.dir, []);
+  const created = await repoctl(b.conn, ['stanza-create', '--stanza', STANZA]);
+  if (created.code !== 0) throw new Error(describeRun('repoctl stanza-create', [], created));
+  await writePgbrConfig('real', cluster.dir, cluster);
+  await asPostgres('pgbackrest', [`--config=${pgbrConfig('real')}`, `--stanza=${STANZA}`, 'stanza-create']);
+
+  // real segments for the single calls (pgbench content), kept as templates
+  const templates = await ownedDir(path.join(BENCH_DIR, 'segments'));
+  const made = await makeWal(cluster, CALLS, 'pgbench');
+  const files: string[] = [];
+  for (const name of made.slice(0, CALLS)) {
+    const f = path.join(templates, name);
+    await fsp.copyFile(path.join(cluster.dir, 'pg_wal', name), f);
+    await chownToPostgres(f);
+    files.push(f);
+  }
+
+  const versions = [
+    `Machine: ${os.cpus()[0]?.model ?? 'unknown CPU'}, ${os.cpus().length} cores, ${Math.round(os.totalmem() / 1024 ** 3)} GiB; ${new Date().toISOString().slice(0, 10)}.`,
+    `PostgreSQL ${(await query<{ v: string }>(cluster, "select current_setting('server_version') as v"))[0].v}, ${(await asPostgres('pgbackrest', ['version'])).trim()}, Node ${process.version}, pgrepo ${JSON.parse(fs.readFileSync(path.join(__dirname, '..', 'package.json'), 'utf8')).version}.`,
+    `Repositories on local disk (${BENCH_DIR}); pgrepo over mutual TLS on loopback.`,
+  ].join('\n');
+
+  const { rows: calls, startup } = PHASES.has('calls') ? await oneCallPhase(b, files) : { rows: [], startup: {} };
+  const drain = PHASES.has('drain') ? await drainPhase(b) : [];
+  const lag = PHASES.has('lag') ? await lagPhase(b) : [];
+  const replay = PHASES.has('replay') ? await replayPhase(b) : [];
+  const load = `Load average (1 min) at the start ${startLoad.toFixed(1)}, at the end ${os.loadavg()[0].toFixed(1)}: the machine is shared, so the tools are run one after the other, row by row, to meet the same conditions.`;
+  const section = report({ calls, startup, drain, lag, replay, versions: `${versions}\n${load}` });
+  console.log(`\n${section}`);
+  writeResultsSection('wal', section);
+}, 4 * 3_600_000);
