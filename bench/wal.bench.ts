@@ -25,6 +25,7 @@ const env = process.env;
 const BENCH_DIR = env.PGREPO_WAL_BENCH_DIR ?? '/var/tmp/pgrepo-bench-wal';
 const CALLS = Number(env.BENCH_CALLS ?? 11);
 const BACKLOG = Number(env.BENCH_BACKLOG ?? 200);
+const DRAIN_RUNS = Number(env.BENCH_DRAIN_RUNS ?? 3);
 const LOAD_SECONDS = Number(env.BENCH_LOAD_SECONDS ?? 30);
 const REPLAY = Number(env.BENCH_REPLAY_SEGMENTS ?? 300);
 const PROCESS_MAX = Number(env.BENCH_PROCESS_MAX ?? 2);
@@ -83,6 +84,7 @@ async function timeCalls(commands: string[], cwd: string): Promise<number[]> {
 interface Bench {
   certs: CertSet;
   server: string;
+  serverPid: number;
   conn: RepoctlConnection;
   cluster: Cluster;
   sockDir: string;
@@ -167,6 +169,15 @@ async function makeWal(c: Cluster, n: number, how: 'pgbench' | 'insert'): Promis
   }
   const last = await switchWal(c);
   return segmentsBetween(first, last, SEG);
+}
+
+const CLK_TCK = 100; // Linux's USER_HZ
+
+/** User + system CPU seconds of a process so far (/proc/PID/stat), its threads included. */
+function cpuSeconds(pid: number): number {
+  const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / CLK_TCK;
 }
 
 // ---- the phases --------------------------------------------------------------------------
@@ -258,7 +269,7 @@ interface Tool {
   name: string;
   /** starts what the set-up needs and returns its archive_command */
   setup: (codec: Codec) => Promise<string>;
-  /** stops what would archive while PostgreSQL's archiving is paused (pgrepo's async agent reads ahead by itself) */
+  /** stops what would archive while PostgreSQL's archiving is paused (pgrepo's async agent reads ahead by itself); setup starts it again */
   pause?: () => Promise<void>;
 }
 
@@ -276,31 +287,52 @@ function tools(b: Bench): Tool[] {
   ];
 }
 
-interface DrainRow { codec: string; rates: Record<string, number> }
+interface DrainRow { codec: string; rates: Record<string, number>; cpu: Record<string, string> }
+
+/** One drain: pause archiving, build a backlog, resume, and time until PostgreSQL has archived it all. */
+async function drainOnce(b: Bench, tool: Tool, codec: Codec): Promise<{ rate: number; cpu: string }> {
+  let command = await tool.setup(codec);
+  // whatever is pending goes first, untimed
+  await setArchiveCommand(b.cluster, command);
+  await waitArchived(b.cluster, await switchWal(b.cluster));
+  await setArchiveCommand(b.cluster, '');
+  await tool.pause?.();
+  await query(b.cluster, 'checkpoint');
+  const backlog = await makeWal(b.cluster, BACKLOG, 'pgbench');
+  // the drain starts when archiving resumes: for an agent stopped meanwhile, when it starts
+  // reading ahead again (its 'agent started' line; Node's own start-up is not archiving time)
+  let t0 = Date.now();
+  if (tool.pause) {
+    command = await tool.setup(codec);
+    t0 = Date.parse(String(b.agents.get('real')!.findLogs('agent started').pop()!.time));
+  }
+  const pids = tool.name.startsWith('pgrepo') ? [b.agents.get('real')!.child.pid!, b.serverPid] : [];
+  const cpu0 = pids.map(cpuSeconds);
+  await setArchiveCommand(b.cluster, command);
+  await waitArchived(b.cluster, backlog[backlog.length - 1]);
+  const seconds = (Date.now() - t0) / 1000;
+  const perSegment = (i: number) => ((cpuSeconds(pids[i]) - cpu0[i]) * 1000 / backlog.length).toFixed(0);
+  const cpu = pids.length ? `agent ${perSegment(0)} ms, server ${perSegment(1)} ms` : '';
+  console.log(`[bench] drain of ${backlog.length} segments, ${codecName(codec)}, ${tool.name}: ${seconds.toFixed(1)} s, ${(backlog.length / seconds).toFixed(1)} segments/s${cpu ? ` (CPU per segment: ${cpu})` : ''}`);
+  return { rate: backlog.length / seconds, cpu };
+}
 
 async function drainPhase(b: Bench): Promise<DrainRow[]> {
   const rows: DrainRow[] = [];
   for (const codec of DRAIN_CODECS) {
-    const rates: Record<string, number> = {};
-    for (const tool of tools(b)) {
-      let command = await tool.setup(codec);
-      // whatever is pending goes first, untimed; then pause, build the backlog, resume and time the drain
-      await setArchiveCommand(b.cluster, command);
-      await waitArchived(b.cluster, await switchWal(b.cluster));
-      await setArchiveCommand(b.cluster, '');
-      await tool.pause?.();
-      await query(b.cluster, 'checkpoint');
-      const backlog = await makeWal(b.cluster, BACKLOG, 'pgbench');
-      // resuming includes starting the agent again where it was stopped (its start-up counts against it)
-      const t0 = process.hrtime.bigint();
-      if (tool.pause) command = await tool.setup(codec);
-      await setArchiveCommand(b.cluster, command);
-      await waitArchived(b.cluster, backlog[backlog.length - 1]);
-      const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
-      rates[tool.name] = backlog.length / seconds;
-      console.log(`[bench] drain of ${backlog.length} segments, ${codecName(codec)}, ${tool.name}: ${seconds.toFixed(1)} s, ${rates[tool.name].toFixed(1)} segments/s`);
+    const runs = new Map<string, { rate: number; cpu: string }[]>();
+    // the tools take turns, run after run, so that each meets the same weather on a shared machine
+    for (let run = 0; run < DRAIN_RUNS; run++) {
+      for (const tool of tools(b)) runs.set(tool.name, [...(runs.get(tool.name) ?? []), await drainOnce(b, tool, codec)]);
     }
-    rows.push({ codec: codecName(codec), rates });
+    const rates: Record<string, number> = {};
+    const cpu: Record<string, string> = {};
+    for (const [name, rs] of runs) {
+      const mid = [...rs].sort((x, y) => x.rate - y.rate)[Math.floor(rs.length / 2)];
+      rates[name] = mid.rate;
+      cpu[name] = mid.cpu;
+    }
+    rows.push({ codec: codecName(codec), rates, cpu });
   }
   return rows;
 }
@@ -428,7 +460,7 @@ function report(o: { calls: CallRow[]; startup: Record<string, number>; drain: D
     '',
   ]);
   if (o.drain.length) lines.push(...[
-    `### Drain of a backlog of ${BACKLOG} segments written by pgbench -i (segments/s; process-max ${PROCESS_MAX} in async mode; ratio = pgrepo / pgBackRest, above 1 = pgrepo faster)`,
+    `### Drain of a backlog of ${BACKLOG} segments written by pgbench -i (segments/s, median of ${DRAIN_RUNS} runs taken in turns; process-max ${PROCESS_MAX} in async mode; ratio = pgrepo / pgBackRest, above 1 = pgrepo faster)`,
     '',
     '| codec | pgrepo sync | pgBackRest sync | ratio | pgrepo async | pgBackRest async | ratio |',
     '|---|---:|---:|---:|---:|---:|---:|',
@@ -436,6 +468,10 @@ function report(o: { calls: CallRow[]; startup: Record<string, number>; drain: D
       const g = (k: string) => r.rates[k];
       return `| ${r.codec} | ${g('pgrepo sync').toFixed(1)} | ${g('pgBackRest sync').toFixed(1)} | ${ratio(g('pgrepo sync'), g('pgBackRest sync'))} | ${g('pgrepo async').toFixed(1)} | ${g('pgBackRest async').toFixed(1)} | ${ratio(g('pgrepo async'), g('pgBackRest async'))} |`;
     }),
+    '',
+    'CPU per segment of the median pgrepo runs (the repository server runs on the same 2 cores here; pgBackRest writes to a local directory):',
+    '',
+    ...o.drain.map((r) => `- ${r.codec}: sync ${r.cpu['pgrepo sync']}; async ${r.cpu['pgrepo async']}`),
     '',
   ]);
   if (o.lag.length) lines.push(...[
@@ -480,7 +516,7 @@ it('WAL archiving: pgrepo vs pgBackRest', async () => {
     settings: { max_wal_size: '16GB', shared_buffers: '256MB', checkpoint_timeout: '1h' },
   });
   await startCluster(cluster);
-  const b: Bench = { certs, server: serverProc.address, conn: { server: serverProc.address, ca: certs.ca, client: certs.client('ops') }, cluster, sockDir, agents: new Map() };
+  const b: Bench = { certs, server: serverProc.address, serverPid: serverProc.proc.child.pid!, conn: { server: serverProc.address, ca: certs.ca, client: certs.client('ops') }, cluster, sockDir, agents: new Map() };
   await asPostgres(path.join(pgBindir(), 'pgbench'), ['-i', '-q', '-s', '10', '-h', sockDir, '-p', String(cluster.port), '-U', 'postgres', 'postgres']);
 
   await agent(b, 'real', cluster.dir, []);

@@ -9,7 +9,9 @@ export class DirWatch {
   private watcher: fs.FSWatcher | undefined;
   private timer: NodeJS.Timeout | undefined;
 
-  constructor(private readonly dir: string, private readonly pollMs: number, private readonly onChange: () => void) {}
+  /** `relevant`: which changed names matter (the watcher sees the agent's own writes too) */
+  constructor(private readonly dir: string, private readonly pollMs: number, private readonly onChange: () => void,
+    private readonly relevant: (name: string) => boolean = () => true) {}
 
   start(): void {
     this.tick();
@@ -25,7 +27,9 @@ export class DirWatch {
   private tick(): void {
     if (!this.watcher) {
       try {
-        this.watcher = fs.watch(this.dir, { persistent: false }, () => this.onChange());
+        this.watcher = fs.watch(this.dir, { persistent: false }, (_event, name) => {
+          if (!name || this.relevant(String(name))) this.onChange();
+        });
         this.watcher.on('error', () => {
           this.watcher?.close();
           this.watcher = undefined;

@@ -4,17 +4,17 @@ import { randomBytes } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
 import { UserError, isServiceError } from '../../shared/errors';
 import { validateWalFileName } from '../../shared/validate';
-import { decompressStream, fileHandleSink } from '../../shared/stream/pipeline';
+import type { CodecPool } from '../../shared/stream/codec-pool';
 import type { WalDownload__Output } from '../../shared/generated/pgrepo/v1/WalDownload';
 import type { AgentContext } from '../context';
-import { dataStream } from '../transfer/download';
+import { downloadChunks } from '../transfer/download';
 
 /**
- * Fetches one WAL file into `dest` (PostgreSQL's %p), checking it against the SHA-1 in its
- * repository name. Resolves false when the archive does not have it: the end of recovery.
+ * Fetches one WAL file into `dest` (PostgreSQL's %p), its frames decompressed by the pool's
+ * worker threads, checking it against the SHA-1 in its repository name. Resolves false when the archive does not have it: the end of recovery.
  * `sync` false skips the fsync, for the prefetch spool (emptied whenever the agent starts).
  */
-export async function getWal(ctx: AgentContext, walName: string, dest: string, sync = true): Promise<boolean> {
+export async function getWal(ctx: AgentContext, walName: string, dest: string, pool: CodecPool, sync = true): Promise<boolean> {
   const name = validateWalFileName(walName);
   const call = ctx.client.ArchiveGet({ stanza: ctx.stanza, name });
   const messages = call[Symbol.asyncIterator]() as AsyncIterator<WalDownload__Output>;
@@ -31,7 +31,7 @@ export async function getWal(ctx: AgentContext, walName: string, dest: string, s
   const handle = await fsp.open(tmp, 'w', 0o600);
   try {
     const rest = { [Symbol.asyncIterator]: () => messages };
-    const sums = await decompressStream(dataStream(rest), found.compress_type, fileHandleSink(handle));
+    const sums = await downloadChunks(rest, found.compress_type, pool, handle);
     if (sums.original.checksum !== found.checksum) {
       throw new UserError(`WAL file ${name} from the repository has SHA-1 ${sums.original.checksum}, but its name records ${found.checksum}: the archive copy is damaged`);
     }

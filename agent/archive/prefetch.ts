@@ -7,6 +7,7 @@ import type { AgentContext } from '../context';
 import { getWal } from './get';
 import { DirWatch } from './dir-watch';
 import type { Spool } from './spool';
+import type { CodecPool } from '../../shared/stream/codec-pool';
 
 export interface PrefetchOptions {
   /** archive-get-queue-max in bytes; 0 = no prefetch */
@@ -60,7 +61,8 @@ export class WalPrefetcher {
   private historyProbe: Promise<void> | undefined;
   private readonly watch: DirWatch;
 
-  constructor(private readonly ctx: AgentContext, private readonly spool: Spool, private readonly options: PrefetchOptions) {
+  constructor(private readonly ctx: AgentContext, private readonly spool: Spool, private readonly options: PrefetchOptions,
+    private readonly pool: CodecPool) {
     this.watch = new DirWatch(spool.inDir, 250, () => this.tick());
   }
 
@@ -76,7 +78,7 @@ export class WalPrefetcher {
   async get(walName: string, dest: string): Promise<boolean> {
     const name = validateWalFileName(walName);
     this.lastUse = Date.now();
-    if (this.options.queueMax <= 0 || !isSegmentName(name)) return getWal(this.ctx, name, dest);
+    if (this.options.queueMax <= 0 || !isSegmentName(name)) return getWal(this.ctx, name, dest, this.pool);
     await this.inflight.get(name);
     if (fs.existsSync(this.spool.in(name))) {
       await moveFile(this.spool.in(name), dest);
@@ -86,7 +88,7 @@ export class WalPrefetcher {
     }
     // not prefetched: recovery starts here (or moved to another timeline or position)
     await this.restartAt(name);
-    const found = await getWal(this.ctx, name, dest);
+    const found = await getWal(this.ctx, name, dest, this.pool);
     if (found) {
       this.segmentSize ||= (await fsp.stat(dest)).size;
       this.next ??= nextSegmentName(name, this.segmentSize);
@@ -171,7 +173,7 @@ export class WalPrefetcher {
     };
     const work = (async () => {
       try {
-        const found = await getWal(this.ctx, name, downloaded, false);
+        const found = await getWal(this.ctx, name, downloaded, this.pool, false);
         downloadedNow();
         if (found) {
           this.spooled.add(name);
@@ -228,7 +230,7 @@ export class WalPrefetcher {
       if (fs.existsSync(this.spool.in(name))) return;
       const missingMark = this.spool.in(`${name}.missing`);
       try {
-        if (await getWal(this.ctx, name, this.spool.in(name), false)) await this.spool.unmark(missingMark);
+        if (await getWal(this.ctx, name, this.spool.in(name), this.pool, false)) await this.spool.unmark(missingMark);
         else await this.spool.mark(missingMark, `${process.pid}\n`);
       } catch {
         await this.spool.unmark(missingMark);

@@ -74,7 +74,8 @@ export class ArchivePusher {
     private readonly dropped: DropJournal, private readonly pool: CodecPool) {
     if (options.marks) {
       this.watches.push(new DirWatch(archiveStatusDir(ctx.pgPath), 1000, () => this.kick()));
-      this.watches.push(new DirWatch(spool.outDir, 1000, () => this.kick()));
+      // in the spool only the shell's requests matter, not the agent's own marks
+      this.watches.push(new DirWatch(spool.outDir, 1000, () => this.kick(), (name) => name.endsWith('.request')));
     }
   }
 
@@ -161,12 +162,17 @@ export class ArchivePusher {
     if (Date.now() < this.retryAt) return;
     const waiting = unmarked.filter((n) => !this.inflight.has(n));
     for (const name of waiting) {
-      if (this.inflight.size >= this.options.processMax) break;
+      // one more than process-max: while a segment waits for the server's fsync, the others keep the cores busy
+      if (this.inflight.size > this.options.processMax) break;
       this.ship(name, walFilePath(this.ctx.pgPath, name), true).catch(() => undefined);
     }
   }
 
-  /** A mark has served once PostgreSQL has marked its segment done (its .ready gone); an .error once the segment is done or pushed. */
+  /**
+   * A mark has served once PostgreSQL has marked its segment done (its .ready, seen before, is
+   * gone); one whose .ready we never saw (a push of a file outside pg_wal) goes after a minute.
+   * An .error goes when the segment is pushed, or when the shell asks again.
+   */
   private async tidyMarks(readySet: ReadonlySet<string>): Promise<void> {
     for (const [name, mark] of [...this.marked]) {
       if (readySet.has(name)) {

@@ -30,10 +30,10 @@ export function startArchiving(ctx: AgentContext, o: ArchivingOptions): { start(
     marks = false;
   }
   const dropped = new DropJournal(ctx, spool.dir, o.pushQueueMax);
-  // compresses WAL on process-max worker threads (idle threads keep nothing alive)
+  // compresses and decompresses WAL on process-max worker threads (idle threads keep nothing alive)
   const pool = new CodecPool(o.processMax);
   const pusher = new ArchivePusher(ctx, { async: o.async, marks, processMax: o.processMax, queueMax: o.pushQueueMax }, spool, dropped, pool);
-  const prefetcher = new WalPrefetcher(ctx, spool, { queueMax: prefetchBytes, processMax: o.processMax, idleMs: 60_000, recheckMs: 1000 });
+  const prefetcher = new WalPrefetcher(ctx, spool, { queueMax: prefetchBytes, processMax: o.processMax, idleMs: 60_000, recheckMs: 1000 }, pool);
   ctx.archive = { pusher, prefetcher };
   return {
     async start() {

@@ -1,13 +1,7 @@
-import { Readable } from 'node:stream';
 import type { FileHandle } from 'node:fs/promises';
 import type { CodecPool } from '../../shared/stream/codec-pool';
 import { decodeFrames, Digest, hashed, writeAll } from '../../shared/stream/parallel';
 import type { StoredChecksums } from '../../shared/stream/pipeline';
-
-/** The data parts of a server stream as a byte stream, for the decompress pipeline. */
-export function dataStream<M extends { data?: Buffer }>(messages: AsyncIterable<M>, first?: M): Readable {
-  return Readable.from(dataChunks(messages, first), { objectMode: false });
-}
 
 export async function* dataChunks<M extends { data?: Buffer }>(messages: AsyncIterable<M>, first?: M): AsyncGenerator<Buffer> {
   if (first?.data?.length) yield first.data;
