@@ -153,7 +153,8 @@ export class WalPrefetcher {
   private fill(): void {
     if (!this.active || !this.segmentSize || this.missing || Date.now() < this.retryAt) return;
     const room = Math.max(1, Math.floor(this.options.queueMax / this.segmentSize));
-    while (this.next && this.downloading < this.options.processMax && this.spooled.size + this.downloading < room) {
+    // one more download than process-max: while one waits on the network, the others use the cores
+    while (this.next && this.downloading <= this.options.processMax && this.spooled.size + this.downloading < room) {
       const name = this.next;
       this.next = nextSegmentName(name, this.segmentSize);
       if (!this.spooled.has(name) && !this.inflight.has(name)) this.fetch(name);
@@ -171,10 +172,12 @@ export class WalPrefetcher {
       if (counted) this.downloading--;
       counted = false;
     };
+    const started = Date.now();
     const work = (async () => {
       try {
         const found = await getWal(this.ctx, name, downloaded, this.pool, false);
         downloadedNow();
+        this.ctx.log.debug({ wal: name, found, ms: Date.now() - started }, 'WAL prefetch');
         if (found) {
           this.spooled.add(name);
           if (this.missing === name) this.missing = undefined;
