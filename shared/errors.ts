@@ -38,6 +38,10 @@ export function describeCallError(err: unknown, server: string): string {
       if (/certificate|handshake|SSL|TLS|alert/i.test(err.details)) {
         return `TLS handshake with ${server} failed (${err.details}): check that --tls-ca is the installation's CA and that the server's certificate names this host`;
       }
+      // grpc-js says "Connection dropped" when a connection it had is lost mid-call: the server is not misaddressed, it went away
+      if (/Connection dropped|RST_STREAM|GOAWAY/i.test(err.details)) {
+        return `lost the connection to the repository server at ${server} (${err.details}): the server stopped or the network failed; check that pgrepo-server is running and see its log`;
+      }
       return `cannot reach the repository server at ${server} (${err.details}): is pgrepo-server running there, and is --server right?`;
     case grpc.status.DEADLINE_EXCEEDED:
       return `the repository server at ${server} did not answer in time (${err.details})`;

@@ -132,7 +132,7 @@ export async function prepareResume(ctx: ServerContext, stanza: string, info: Ba
   } catch (err) {
     return drop('warn', `its ${PARTIAL_MANIFEST_FILE} cannot be read (${(err as Error).message})`);
   }
-  if (!partial) return drop('warn', `it has no ${PARTIAL_MANIFEST_FILE} (it failed before it recorded any file)`);
+  if (!partial) return drop('warn', `it has no ${PARTIAL_MANIFEST_FILE} (it stopped before the first save of its file list, which the server makes every GiB or minute)`);
   const problem = mismatch(partial.manifest, partial.version, want);
   if (problem) return drop('warn', problem);
   const resumable = await cleanPartial(ctx, stanza, label, partial.manifest);

@@ -15,9 +15,10 @@ function noAgentError(stanza: string): StatusError {
 }
 
 /**
- * The agent whose PostgreSQL is a running primary: the one named by `host`, or else the
- * first attached agent of the stanza that answers. Every agent is asked, so the error can
- * say what each one found.
+ * The agent whose PostgreSQL is a running primary: the one named by `host`, or else the only
+ * attached agent of the stanza that reaches one. Every agent is asked, so the error can say what
+ * each one found. Two primaries (a restored copy promoted on another host, say) are refused rather
+ * than one picked at random: backing up the wrong one would go unnoticed (pgBackRest refuses too).
  */
 export async function chooseCluster(ctx: ServerContext, stanza: string, host: string): Promise<ChosenCluster> {
   let candidates = ctx.agents.forStanza(stanza);
@@ -30,6 +31,7 @@ export async function chooseCluster(ctx: ServerContext, stanza: string, host: st
   if (candidates.length === 0) throw noAgentError(stanza);
   const answers = await Promise.allSettled(candidates.map((agent) => ctx.agents.identify(agent)));
   const problems: string[] = [];
+  const primaries: ChosenCluster[] = [];
   for (let i = 0; i < candidates.length; i++) {
     const answer = answers[i];
     if (answer.status === 'rejected') {
@@ -37,8 +39,14 @@ export async function chooseCluster(ctx: ServerContext, stanza: string, host: st
     } else if (answer.value.in_recovery) {
       problems.push(`${candidates[i].identity}: PostgreSQL is in recovery (a standby); backups are taken from the primary`);
     } else {
-      return { agent: candidates[i], cluster: answer.value };
+      primaries.push({ agent: candidates[i], cluster: answer.value });
     }
+  }
+  if (primaries.length === 1) return primaries[0];
+  if (primaries.length > 1) {
+    const found = primaries.map((p) => `${p.agent.identity} (${describeCluster(p.cluster)})`).join(', ');
+    throw new StatusError(grpc.status.FAILED_PRECONDITION,
+      `more than one agent of stanza '${stanza}' reaches a running primary: ${found}; name the stanza's primary with --host`);
   }
   throw new StatusError(grpc.status.FAILED_PRECONDITION, `no agent of stanza '${stanza}' reached a running primary: ${problems.join('; ')}`);
 }

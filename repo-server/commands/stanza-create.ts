@@ -5,10 +5,10 @@ import type { StanzaCreateResult } from '../../shared/generated/pgrepo/v1/Stanza
 import type { ServerContext } from '../context';
 import { chooseCluster, describeCluster } from './choose-cluster';
 
-export async function stanzaCreate(ctx: ServerContext, stanza: string): Promise<StanzaCreateResult> {
+export async function stanzaCreate(ctx: ServerContext, stanza: string, host: string): Promise<StanzaCreateResult> {
   const release = ctx.locks.acquire(stanza, 'stanza-create');
   try {
-    const { agent, cluster } = await chooseCluster(ctx, stanza, '');
+    const { agent, cluster } = await chooseCluster(ctx, stanza, host);
     const db: PgDb = {
       id: 1,
       systemId: cluster.system_id,

@@ -70,7 +70,7 @@ function requireStanza(options: Options): string {
 const commands: Record<string, (cli: Cli) => Promise<void>> = {
   async 'stanza-create'(cli) {
     const stanza = requireStanza(cli.options);
-    const res = await unaryCall(cli.client.StanzaCreate.bind(cli.client), { stanza });
+    const res = await unaryCall(cli.client.StanzaCreate.bind(cli.client), { stanza, host: cli.options.str('host') ?? '' });
     const c = res.cluster!;
     print(cli, { stanza, agent: res.agent, 'system-id': c.system_id, version: c.version, 'already-existed': res.already_existed },
       `stanza '${stanza}' ${res.already_existed ? 'already exists and matches' : 'created for'} PostgreSQL ${c.version}, system identifier ${c.system_id} (agent ${res.agent})`);

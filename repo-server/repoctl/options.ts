@@ -7,8 +7,8 @@ import { retentionOptionSpecs } from '../expire/retention';
 export const REPOCTL_USAGE = `usage: repoctl [--server HOST:PORT --tls-cert F --tls-key F --tls-ca F] COMMAND [options]
 
 commands:
-  stanza-create --stanza NAME                   record the cluster behind the stanza's agent
-  backup --stanza NAME [--type full|diff|incr] [--delta] [--no-resume]
+  stanza-create --stanza NAME [--host AGENT]    record the cluster behind the stanza's agent
+  backup --stanza NAME [--host AGENT] [--type full|diff|incr] [--delta] [--no-resume]
                                                 take a backup (waits until its WAL is archived)
   restore --stanza NAME --host AGENT [--pg-path DIR] [--set LABEL] [--delta [--force]]
           [--type default|immediate|time|name|xid|lsn|standby|preserve|none] [--target X]
@@ -31,7 +31,7 @@ export const REPOCTL_OPTIONS: OptionSpec[] = [
   { name: 'type', type: 'string', defaultText: 'backup: incr when a full exists, else full; restore: default', description: 'backup: full, diff (changes since the latest full) or incr (changes since the latest backup); restore: default (recover to the end of the archived WAL), immediate, time, name, xid, lsn, standby, preserve or none' },
   { name: 'delta', type: 'bool', default: false, description: 'backup: decide what changed by checksums rather than size and modification time; restore: over an existing directory: keep the files whose SHA-1 matches the backup, fetch the rest, remove what the backup lacks' },
   { name: 'resume', type: 'bool', default: true, description: 'backup: resume a failed backup of the same type and prior (--no-resume removes it and starts clean)' },
-  { name: 'host', type: 'string', description: 'backup, check: agent to use (default: any attached primary); restore: agent that writes the restore' },
+  { name: 'host', type: 'string', description: 'stanza-create, backup, check: agent whose cluster to use (default: the only attached agent reaching a running primary); restore: agent that writes the restore' },
   { name: 'start-fast', type: 'bool', default: false, description: 'backup: force an immediate checkpoint instead of waiting for the next one' },
   { name: 'compress-type', type: 'string', choices: COMPRESS_TYPES, defaultText: 'zst', description: 'backup: compression of the files stored' },
   { name: 'compress-level', type: 'int', min: 0, defaultText: 'zst 3, lz4 1, gz 6', description: 'backup: compression level' },

@@ -71,7 +71,7 @@ export function repositoryHandlers(ctx: ServerContext): RepositoryHandlers {
       (err) => { if (caller.stanza) ctx.metrics.archivePushFailed(caller.stanza); throw err; })),
     ArchiveGet: serverStream(ctx, 'ArchiveGet', ['agent'], (call, caller) => archiveGet(ctx, call.request, caller, writer(call))),
     ArchiveDropped: unary(ctx, 'ArchiveDropped', ['agent'], (call, caller) => archiveDropped(ctx, call.request, caller)),
-    StanzaCreate: unary(ctx, 'StanzaCreate', ['admin'], async (call, caller) => stanzaCreate(ctx, authorizeStanza(ctx, caller, call.request.stanza))),
+    StanzaCreate: unary(ctx, 'StanzaCreate', ['admin'], async (call, caller) => stanzaCreate(ctx, authorizeStanza(ctx, caller, call.request.stanza), call.request.host)),
     Backup: operation(ctx, 'Backup', (r) => r.stanza, (req, emit, cancelled) => runBackup(ctx, req, emit, cancelled)),
     Restore: operation(ctx, 'Restore', (r) => r.stanza, (req, emit) => runRestore(ctx, req, emit)),
     Expire: operation(ctx, 'Expire', (r) => r.stanza, (req, emit) => runExpire(ctx, req, emit)),

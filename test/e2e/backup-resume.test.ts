@@ -4,7 +4,7 @@
  * resumes it under the same label keeping the files already stored, and the result restores to
  * exactly the rows backed up. --no-resume removes a partial set and starts clean.
  * The agent runs with --test-backup-file-delay-ms (a test-only pause after each file) so the
- * kill lands mid-backup every time.
+ * kill lands mid-backup every time. The same holds when the repository server is the one killed.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -140,5 +140,46 @@ describe('a backup killed half way is resumed by the next one', () => {
     expect(await tableDigest(restored, 't_rows')).toEqual(s.rows);
     await query(restored, 'create extension if not exists amcheck');
     await query(restored, "select bt_index_check('t_rows_pkey'::regclass, true)");
+  });
+
+  step('SIGKILL of the repository server mid-backup: repoctl says the server went away, the restarted server takes the next backup, verify finds the repository whole', async () => {
+    const fx = fixture();
+    await restartAgent1(['--test-backup-file-delay-ms', '40']);
+    // agent db2 still serves the restored copy, a promoted primary of the same system: which one to back up is ambiguous
+    const ambiguous = await fx.repoctl(['backup', '--stanza', 'main', '--start-fast', '--type', 'full']);
+    expectRefused(ambiguous, 'backup with two primaries and no --host', /more than one agent of stanza 'main' reaches a running primary: .*db1.*db2|more than one agent of stanza 'main' reaches a running primary: .*db2.*db1/);
+    expect(ambiguous.stderr).toContain('--host');
+    const before = new Set(labels());
+    const running = fx.repoctl(['backup', '--stanza', 'main', '--host', 'db1', '--start-fast', '--type', 'full'], { timeoutMs: 120_000 });
+    let label = '';
+    let ended: RunResult | undefined;
+    void running.then((r) => (ended = r));
+    await waitUntil('the backup to store 10 files', async () => {
+      if (ended) throw new Error(`the backup ended before the kill: ${ended.stdout}${ended.stderr}`);
+      label = labels().find((l) => !before.has(l)) ?? '';
+      return label !== '' && storedFiles(label) >= 10;
+    }, { timeoutMs: 60_000, intervalMs: 50 });
+    fx.server.proc.signal('SIGKILL');
+    await fx.server.proc.exited;
+    const res = await running;
+    expectRefused(res, 'backup whose server was killed', /server|unavailable|connection/i);
+    expect(res.stderr).not.toMatch(/^\s+at /m); // a sentence, not a stack trace
+    expect(res.stderr).toContain('lost the connection to the repository server');
+
+    await fx.startServer();
+    await restartAgent1();
+    const next = await fx.repoctl(['backup', '--stanza', 'main', '--host', 'db1', '--start-fast', '--type', 'full'], { timeoutMs: 120_000 });
+    expectSuccess(next, 'the backup after the server restart');
+    // the interrupted set is either resumed (same label) or removed with a reason: never left behind half-written
+    const done = /^full backup (\S+) complete/m.exec(next.stdout)?.[1];
+    expect(done, next.stdout).toBeDefined();
+    if (done !== label) {
+      expect(next.stderr).toContain(`backup ${label} cannot be resumed`);
+      expect(fs.existsSync(path.join(stanzaDir(), label)), `${label} removed`).toBe(false);
+    }
+    const info = JSON.parse((await fx.repoctl(['info', '--stanza', 'main', '--output', 'json'])).stdout)[0];
+    expect(info.backup.map((b: { label: string }) => b.label)).toContain(done);
+    expectSuccess(await fx.repoctl(['verify', '--stanza', 'main'], { timeoutMs: 120_000 }), 'verify after the server was killed');
+    expect(fs.readdirSync(path.join(stanzaDir(), done!), { recursive: true }).filter((n) => /\.tmp|\.partial/.test(String(n))), 'no half-written files').toEqual([]);
   });
 });
