@@ -20,6 +20,8 @@ export interface AgentContext {
   archiveGetCommand: string;
   /** test only (--test-backup-file-delay-ms): pause after each backup file so a test can interrupt a backup half way */
   testBackupFileDelayMs: number;
+  /** test only (--test-restore-file-delay-ms): pause after each restored file so a test can act during a restore */
+  testRestoreFileDelayMs: number;
   /** the archive_command line that answers from this agent's spool */
   archivePushCommand: string;
   /** archive-push and archive-get on this host (set once the daemon has started them) */

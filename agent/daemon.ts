@@ -58,6 +58,7 @@ export async function runDaemon(argv: string[]): Promise<number | void> {
     archiveGetCommand: archiveCommand('get', socketPath, spoolPath, stanza),
     archivePushCommand: archiveCommand('push', socketPath, spoolPath, stanza),
     testBackupFileDelayMs: options.int('test-backup-file-delay-ms')!,
+    testRestoreFileDelayMs: options.int('test-restore-file-delay-ms')!,
   };
   const archive = startArchiving(ctx, {
     spoolPath,

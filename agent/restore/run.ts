@@ -13,7 +13,8 @@ import { filesInFlight, largestFirst } from '../transfer/schedule';
 import { CodecPool } from '../../shared/stream/codec-pool';
 import { forEachLimited, ProgressReporter } from '../../shared/progress';
 import { syncDirectory } from '../../shared/fs-sync';
-import { assertDataDirectoryOrEmpty, assertNotRunning, prepareEmptyDirectory } from './target';
+import { assertDataDirectoryOrEmpty, assertNotRunning, claimRestoreTarget, prepareEmptyDirectory } from './target';
+import { sleep } from '../../shared/sleep';
 import { writeRecoveryConfig } from './recovery-config';
 import { RestoreLayout, tablespaceTargets } from './layout';
 import { cleanTree, type ManifestIndex } from './clean';
@@ -104,8 +105,7 @@ async function prepareTarget(job: RestoreJob__Output, view: ManifestView, layout
  * --force; then the recovery settings, and pg_control last, so a restore that stops half-way leaves a
  * directory PostgreSQL refuses to start.
  */
-export async function runRestoreJob(ctx: AgentContext, job: RestoreJob__Output, reply: Reply, cancelled: () => boolean): Promise<void> {
-  const pgData = path.resolve(job.pg_path || ctx.pgPath);
+async function restoreInto(pgData: string, ctx: AgentContext, job: RestoreJob__Output, reply: Reply, cancelled: () => boolean): Promise<void> {
   const recovery = validateRecoveryTarget(job.recovery);
   assertNotRunning(pgData);
   const view = await fetchManifest(ctx, job);
@@ -149,6 +149,7 @@ export async function runRestoreJob(ctx: AgentContext, job: RestoreJob__Output, 
       }
     }
     progress.add(file.size);
+    if (ctx.testRestoreFileDelayMs > 0) await sleep(ctx.testRestoreFileDelayMs);
   };
   // biggest first keeps every worker busy to the end; decompression runs on process-max codec threads
   const ordered = largestFirst(files.filter((f) => f.name !== PG_CONTROL));
@@ -168,4 +169,15 @@ export async function runRestoreJob(ctx: AgentContext, job: RestoreJob__Output, 
 
   log.info({ files: files.length, bytes: bytesTotal, ...summary }, 'restore written');
   reply({ restore_done: { files: files.length, bytes: bytesTotal, pg_path: pgData, summary } });
+}
+
+/** The restore job as the agent runs it: one at a time into a directory. */
+export async function runRestoreJob(ctx: AgentContext, job: RestoreJob__Output, reply: Reply, cancelled: () => boolean): Promise<void> {
+  const pgData = path.resolve(job.pg_path || ctx.pgPath);
+  const release = claimRestoreTarget(pgData);
+  try {
+    await restoreInto(pgData, ctx, job, reply, cancelled);
+  } finally {
+    release();
+  }
 }

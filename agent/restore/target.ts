@@ -3,6 +3,20 @@ import path from 'node:path';
 import { UserError } from '../../shared/errors';
 import { pidAlive } from '../../shared/pid';
 
+const restoring = new Set<string>();
+
+/**
+ * One restore at a time into a directory: two at once (a repeated command, a second operator)
+ * would each remove what the other wrote with --delta, or mix two backups' files. Returns the release.
+ */
+export function claimRestoreTarget(dir: string): () => void {
+  if (restoring.has(dir)) {
+    throw new UserError(`a restore into ${dir} is already running on this agent: wait for it to finish before starting another into the same directory`, 'RESTORE_RUNNING');
+  }
+  restoring.add(dir);
+  return () => restoring.delete(dir);
+}
+
 /** Refuses a data directory PostgreSQL is running on: nothing of a restore may touch it, delta or not. */
 export function assertNotRunning(dir: string): void {
   if (!path.isAbsolute(dir)) throw new UserError(`restore target ${dir} must be an absolute path`);

@@ -13,7 +13,7 @@ import { useFixture, type Fixture } from '../harness/fixture';
 import { clusterAt, query, queryDb, stopCluster, type Cluster } from '../harness/pg';
 import { NO_ARCHIVING, restoreWith, startAndFinishRecovery, type RestoreResult } from '../harness/restore';
 import { scenario } from '../harness/scenario';
-import { chownToPostgres } from '../harness/system';
+import { chownToPostgres, waitUntil } from '../harness/system';
 
 function restore(fx: Fixture, args: string[]): Promise<RestoreResult> {
   return restoreWith(fx, 'db2', ['--process-max', '4', ...args]);
@@ -184,5 +184,19 @@ describe('tablespace remapping, selective and delta restore', () => {
     expect(fetchedSince(mark)).toEqual(['pg_data/global/pg_control']);
     expect(fs.readFileSync(path.join(d, 'postgresql.auto.conf'), 'utf8')).toBe(autoConf);
     expect(fs.existsSync(path.join(d, 'standby.signal'))).toBe(true);
+  });
+
+  step('a second restore into a directory a restore is writing is refused, and the first completes', async () => {
+    const fx = fixture();
+    await fx.startAgent2({ extraArgs: ['--test-restore-file-delay-ms', '5'] });
+    const target = await fx.newDir('concurrent');
+    const common = ['--stanza', 'main', '--host', 'db2', '--pg-path', target, '--tablespace-map-all', await fx.newDir('concurrent-ts')];
+    const first = fx.repoctl(['restore', ...common], { timeoutMs: 120_000 });
+    await waitUntil('the first restore to write files', async () => fs.readdirSync(target).length > 3, { timeoutMs: 60_000, intervalMs: 20 });
+    const second = await fx.repoctl(['restore', ...common, '--delta']);
+    expectRefused(second, 'a second restore into the same directory', new RegExp(`a restore into ${target} is already running on this agent`));
+    expectSuccess(await first, 'the first restore');
+    expect(fs.existsSync(path.join(target, 'global', 'pg_control')), 'the first restore finished, pg_control last').toBe(true);
+    await fx.startAgent2();
   });
 });

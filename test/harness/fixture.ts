@@ -81,7 +81,7 @@ export interface Fixture {
   /** starts the repository server again on the same address and repository */
   startServer(): Promise<void>;
   /** (re)starts agent db2; by default on restoreDir/restorePort */
-  startAgent2(o?: Partial<Pick<AgentOptions, 'pgPath' | 'pgPort' | 'pgSocketPath' | 'socket' | 'logLevel'>>): Promise<Proc>;
+  startAgent2(o?: Partial<Pick<AgentOptions, 'pgPath' | 'pgPort' | 'pgSocketPath' | 'socket' | 'logLevel' | 'extraArgs'>>): Promise<Proc>;
   stopAgent2(): Promise<void>;
   /** a new empty dir owned by postgres (when root) inside work */
   newDir(name: string): Promise<string>;
@@ -196,7 +196,7 @@ export async function createFixture(opts: FixtureOptions = {}): Promise<Fixture>
           pgSocketPath: o.pgSocketPath ?? socketDir,
           socket: o.socket ?? agent2Socket,
           logLevel: o.logLevel,
-          extraArgs: opts.agent2Args,
+          extraArgs: o.extraArgs ?? opts.agent2Args,
           logFile: path.join(logs, 'agent-db2.log'),
         });
         procs.push(proc);
