@@ -18,7 +18,8 @@ import { sleep } from '../../shared/sleep';
 import { writeRecoveryConfig } from './recovery-config';
 import { RestoreLayout, tablespaceTargets } from './layout';
 import { cleanTree, type ManifestIndex } from './clean';
-import { compareLocalFile, writeFetchedFile, writeZeroedFile } from './file';
+import { compareLocalFile, writeFetchedFile, writeZeroedFile, type LocalState } from './file';
+import { fetchBatch, restoreItems } from './batch';
 import { zeroedFileFilter } from './selective';
 
 type Reply = (reply: Omit<JobReply, 'job_id'>) => void;
@@ -130,32 +131,59 @@ async function restoreInto(pgData: string, ctx: AgentContext, job: RestoreJob__O
   const zeroed = zeroedFileFilter(job.zero_db_oid);
   const bytesTotal = files.reduce((n, f) => n + f.size, 0);
   const progress = new ProgressReporter(bytesTotal, files.length, (p) => reply({ progress: p }));
-  const restoreOne = async (file: ManifestFile__Output) => {
-    const dest = layout.localPath(file.name);
+  /** Zeroes a left-out database's file, or with --delta compares the file there: 'missing' or 'different' must be fetched. */
+  const settledLocally = async (file: ManifestFile__Output, dest: string): Promise<LocalState | 'zeroed'> => {
     if (zeroed(file.name)) {
       await writeZeroedFile(file, dest);
       summary.files_zeroed++;
-    } else {
-      const state = job.delta ? await compareLocalFile(file, dest, job.force) : 'missing';
-      if (state !== 'missing') summary.files_checked++;
-      if (state === 'matches') {
-        summary.files_matched++;
-        summary.bytes_matched += file.size;
-      } else {
-        await writeFetchedFile(ctx.client.GetBackupFile({ stanza: job.stanza, label: view.label, name: file.name }), file, view.label, dest, pool);
-        summary.files_fetched++;
-        summary.bytes_fetched += file.size;
-        log.debug({ file: file.name, size: file.size, found: state }, 'file fetched');
-      }
+      return 'zeroed';
     }
+    const state = job.delta ? await compareLocalFile(file, dest, job.force) : 'missing';
+    if (state !== 'missing') summary.files_checked++;
+    if (state === 'matches') {
+      summary.files_matched++;
+      summary.bytes_matched += file.size;
+    }
+    return state;
+  };
+  const done = async (file: ManifestFile__Output) => {
     progress.add(file.size);
     if (ctx.testRestoreFileDelayMs > 0) await sleep(ctx.testRestoreFileDelayMs);
   };
-  // biggest first keeps every worker busy to the end; decompression runs on process-max codec threads
-  const ordered = largestFirst(files.filter((f) => f.name !== PG_CONTROL));
+  const fetched = (file: ManifestFile__Output, found: LocalState) => {
+    summary.files_fetched++;
+    summary.bytes_fetched += file.size;
+    log.debug({ file: file.name, size: file.size, found }, 'file fetched');
+  };
+  const restoreOne = async (file: ManifestFile__Output) => {
+    const dest = layout.localPath(file.name);
+    const state = await settledLocally(file, dest);
+    if (state === 'missing' || state === 'different') {
+      await writeFetchedFile(ctx.client.GetBackupFile({ stanza: job.stanza, label: view.label, name: file.name }), file, view.label, dest, pool);
+      fetched(file, state);
+    }
+    await done(file);
+  };
+  const restoreBatch = async (files: ManifestFile__Output[]) => {
+    const wanted: Array<{ name: string; file: ManifestFile__Output; state: LocalState }> = [];
+    for (const file of files) {
+      const state = await settledLocally(file, layout.localPath(file.name));
+      if (state === 'missing' || state === 'different') wanted.push({ name: file.name, file, state });
+      else await done(file);
+    }
+    if (wanted.length === 0) return;
+    await fetchBatch(ctx.client, job.stanza, view.label, wanted, async ({ file, state }, messages) => {
+      await writeFetchedFile(messages, file, view.label, layout.localPath(file.name), pool);
+      fetched(file, state);
+      await done(file);
+    });
+  };
+  // biggest first keeps every worker busy to the end; decompression runs on process-max codec threads;
+  // small files travel many to a call
+  const items = restoreItems(largestFirst(files.filter((f) => f.name !== PG_CONTROL)));
   const pool = new CodecPool(job.process_max || 1);
   try {
-    await forEachLimited(ordered, filesInFlight(pool.size), restoreOne, cancelled);
+    await forEachLimited(items, filesInFlight(pool.size), (item) => (item.kind === 'file' ? restoreOne(item.file) : restoreBatch(item.files)), cancelled);
     if (cancelled()) throw new UserError('the restore was cancelled');
 
     writeRecoveryConfig(pgData, recovery, ctx.archiveGetCommand);

@@ -8,6 +8,8 @@ import type { GetManifestRequest__Output } from '../../shared/generated/pgrepo/v
 import type { ManifestPart } from '../../shared/generated/pgrepo/v1/ManifestPart';
 import type { GetBackupFileRequest__Output } from '../../shared/generated/pgrepo/v1/GetBackupFileRequest';
 import type { FileChunk } from '../../shared/generated/pgrepo/v1/FileChunk';
+import type { GetBackupFilesRequest__Output } from '../../shared/generated/pgrepo/v1/GetBackupFilesRequest';
+import type { BackupFilesChunk } from '../../shared/generated/pgrepo/v1/BackupFilesChunk';
 import type { ServerContext } from '../context';
 import { authorizeStanza, type Caller } from '../service/guard';
 import { storedLocation } from '../repo/layout';
@@ -122,24 +124,51 @@ function manifestFile(m: Manifest, name: string) {
   return file;
 }
 
-export async function getBackupFile(ctx: ServerContext, req: GetBackupFileRequest__Output, caller: Caller, write: (chunk: FileChunk) => Promise<void>): Promise<void> {
-  const stanza = authorizeStanza(ctx, caller, req.stanza);
-  const label = validateBackupLabel(req.label);
-  const name = validateManifestPath(req.name);
-  const file = manifestFile(await ctx.store.manifest(stanza, label), name);
+type StoredFile = Manifest['files'][number];
+
+/** The stored bytes of one file of a backup, in reads of about a frame. */
+async function* storedChunks(ctx: ServerContext, stanza: string, label: string, file: StoredFile): AsyncGenerator<Buffer> {
   const { key, range } = storedLocation(stanza, label, file);
-  let source;
   try {
     // 1 MiB reads: a stored frame is at most about that, and fewer, larger messages cost less per byte
-    source = ctx.storage.openRead(key, 1024 * 1024, range);
-    for await (const chunk of source) {
+    for await (const chunk of ctx.storage.openRead(key, 1024 * 1024, range)) {
       ctx.metrics.sent(stanza, 'backup', (chunk as Buffer).length);
-      await write({ data: chunk as Buffer });
+      yield chunk as Buffer;
     }
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
       throw new StatusError(grpc.status.DATA_LOSS, `backup ${label} of stanza '${stanza}' is damaged: its file ${key} is missing from the repository`);
     }
     throw err;
+  }
+}
+
+export async function getBackupFile(ctx: ServerContext, req: GetBackupFileRequest__Output, caller: Caller, write: (chunk: FileChunk) => Promise<void>): Promise<void> {
+  const stanza = authorizeStanza(ctx, caller, req.stanza);
+  const label = validateBackupLabel(req.label);
+  const file = manifestFile(await ctx.store.manifest(stanza, label), validateManifestPath(req.name));
+  for await (const data of storedChunks(ctx, stanza, label, file)) await write({ data });
+}
+
+/** Files asked for in one GetBackupFiles call at most: bounds the work one request can start. */
+export const MAX_FILES_PER_CALL = 10_000;
+
+export async function getBackupFiles(ctx: ServerContext, req: GetBackupFilesRequest__Output, caller: Caller,
+  write: (chunk: BackupFilesChunk) => Promise<void>): Promise<void> {
+  const stanza = authorizeStanza(ctx, caller, req.stanza);
+  const label = validateBackupLabel(req.label);
+  if (req.names.length > MAX_FILES_PER_CALL) {
+    throw new StatusError(grpc.status.INVALID_ARGUMENT, `GetBackupFiles asks for ${req.names.length} files; at most ${MAX_FILES_PER_CALL} per call`);
+  }
+  const manifest = await ctx.store.manifest(stanza, label);
+  const files = req.names.map((name) => manifestFile(manifest, validateManifestPath(name)));
+  for (let index = 0; index < files.length; index++) {
+    // one chunk behind, so the file's last chunk carries the end mark: a small file is one message
+    let held: Buffer | undefined;
+    for await (const data of storedChunks(ctx, stanza, label, files[index])) {
+      if (held) await write({ index, data: held });
+      held = data;
+    }
+    await write({ index, data: held ?? Buffer.alloc(0), end: true });
   }
 }

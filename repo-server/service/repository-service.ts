@@ -9,7 +9,7 @@ import type { ServerContext } from '../context';
 import { AttachedAgent } from '../agents';
 import { stanzaCreate } from '../commands/stanza-create';
 import { runBackup } from '../commands/backup';
-import { getBackupFile, getManifest, runRestore } from '../commands/restore';
+import { getBackupFile, getBackupFiles, getManifest, runRestore } from '../commands/restore';
 import { archiveGet, archivePush } from '../commands/archive';
 import { getBackupBaseline, putBackupFile, putBundle } from '../commands/backup-session';
 import { archiveDropped } from '../commands/archive-dropped';
@@ -65,6 +65,7 @@ export function repositoryHandlers(ctx: ServerContext): RepositoryHandlers {
     PutBundle: clientStream(ctx, 'PutBundle', ['agent'], (call, caller) => putBundle(ctx, call, caller)),
     GetManifest: serverStream(ctx, 'GetManifest', ['agent'], (call, caller) => getManifest(ctx, call.request, caller, writer(call))),
     GetBackupFile: serverStream(ctx, 'GetBackupFile', ['agent'], (call, caller) => getBackupFile(ctx, call.request, caller, writer(call))),
+    GetBackupFiles: serverStream(ctx, 'GetBackupFiles', ['agent'], (call, caller) => getBackupFiles(ctx, call.request, caller, writer(call))),
     GetBackupBaseline: serverStream(ctx, 'GetBackupBaseline', ['agent'], (call, caller) => getBackupBaseline(ctx, call.request, caller, writer(call))),
     ArchivePush: clientStream(ctx, 'ArchivePush', ['agent'], (call, caller) => archivePush(ctx, call, caller).then(
       (res) => { ctx.metrics.archivePushed(caller.stanza!); return res; },

@@ -192,22 +192,24 @@ describe('refusals', { timeout: 240_000 }, () => {
       expect(fs.existsSync(path.join(c.dir, 'postmaster.pid'))).toBe(true);
     });
 
-    it('a corrupted repository file fails the restore, naming the file', async () => {
+    // the largest file comes in a call of its own; a small one in a call with many others (GetBackupFiles)
+    it.each(['largest', 'small'])('a corrupted repository file (the %s) fails the restore, naming the file', async (which) => {
       const fx = fixture();
       const label = await ensureBackup(fx);
       const pgData = path.join(fx.repoDir, 'backup', 'main', label, 'pg_data');
       const files = listFiles(pgData).map((p) => ({ p, size: fs.statSync(p).size })).sort((a, b) => b.size - a.size);
-      const victim = files[0].p;
+      const victim = which === 'largest' ? files[0].p : files.find((f) => f.size > 1024 && f.size < 64 * 1024)!.p;
       const rel = path.relative(pgData, victim).replace(/\.(gz|lz4|zst)$/, '');
       const original = fs.readFileSync(victim);
       const corrupt = Buffer.from(original);
       corrupt[Math.floor(corrupt.length / 2)] ^= 0xff;
       fs.writeFileSync(victim, corrupt);
       try {
-        const target = path.join(await fx.newDir('corrupt-target'), 'data');
+        const target = path.join(await fx.newDir(`corrupt-target-${which}`), 'data');
         const res = await fx.repoctl(['restore', '--stanza', 'main', '--host', 'db2', '--pg-path', target], { timeoutMs: 200_000 });
         expectRefused(res, `restore with ${victim} corrupted`);
         expect(res.stderr, `the error names ${rel}`).toContain(rel);
+        expect(res.stderr).toMatch(/the repository is damaged/);
       } finally {
         fs.writeFileSync(victim, original);
       }

@@ -1,0 +1,63 @@
+import { UserError } from '../../shared/errors';
+import type { BackupFilesChunk__Output } from '../../shared/generated/pgrepo/v1/BackupFilesChunk';
+import type { RepositoryClient } from '../transfer/client';
+
+/**
+ * Small files are fetched many to a call (GetBackupFiles): what a small file costs is the call,
+ * not its bytes, and a cluster of 100,000 small relations would otherwise make 100,000 calls.
+ */
+export const SMALL_FILE = 256 * 1024;
+const BATCH_FILES = 1000;
+const BATCH_BYTES = 8 * 1024 * 1024;
+
+export type RestoreItem<T> = { kind: 'file'; file: T } | { kind: 'batch'; files: T[] };
+
+/** Files of SMALL_FILE or more alone, the rest in batches of at most BATCH_FILES files and about BATCH_BYTES, order kept. */
+export function restoreItems<T extends { size: number }>(files: readonly T[]): RestoreItem<T>[] {
+  const items: RestoreItem<T>[] = [];
+  let open: T[] = [];
+  let openBytes = 0;
+  for (const file of files) {
+    if (file.size >= SMALL_FILE) {
+      items.push({ kind: 'file', file });
+      continue;
+    }
+    open.push(file);
+    openBytes += file.size;
+    if (open.length >= BATCH_FILES || openBytes >= BATCH_BYTES) {
+      items.push({ kind: 'batch', files: open });
+      open = [];
+      openBytes = 0;
+    }
+  }
+  if (open.length > 0) items.push({ kind: 'batch', files: open });
+  return items;
+}
+
+/** The messages of file `index` of a GetBackupFiles stream: up to and including the one with the end mark. */
+async function* messagesOf(stream: AsyncIterator<BackupFilesChunk__Output>, index: number, name: string): AsyncGenerator<{ data: Buffer }> {
+  for (;;) {
+    const { value, done } = await stream.next();
+    if (done) throw new UserError(`the repository server ended the transfer before the end of file ${name}`);
+    if (value.index !== index) throw new UserError(`the repository server sent file number ${value.index} where ${index} (${name}) was due`);
+    if (value.data.length > 0) yield { data: value.data };
+    if (value.end) return;
+  }
+}
+
+/**
+ * Fetches `files` of backup `label` in one call and hands each file's messages to `write` in turn
+ * (which must read them to the end). A failure cancels the call.
+ */
+export async function fetchBatch<T extends { name: string }>(client: RepositoryClient, stanza: string, label: string, files: readonly T[],
+  write: (file: T, messages: AsyncIterable<{ data: Buffer }>) => Promise<void>): Promise<void> {
+  const call = client.GetBackupFiles({ stanza, label, names: files.map((f) => f.name) });
+  const stream = (call as AsyncIterable<BackupFilesChunk__Output>)[Symbol.asyncIterator]();
+  let finished = false;
+  try {
+    for (let i = 0; i < files.length; i++) await write(files[i], messagesOf(stream, i, files[i].name));
+    finished = true;
+  } finally {
+    if (!finished) call.cancel();
+  }
+}
