@@ -2,6 +2,13 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { UserError } from '../errors';
+import { decodeFrame, encodeFrame } from './frame-codec';
+
+/**
+ * Frames this small are coded on the calling thread: coding 16 KiB takes microseconds, less than
+ * the round trip to a worker thread, and a cluster of many small relations is mostly such frames.
+ */
+const INLINE_BYTES = 16 * 1024;
 
 export interface CodecTask {
   id: number;
@@ -108,6 +115,13 @@ export class CodecPool {
 
   private submit(op: CodecTask['op'], type: string, level: number, data: Buffer): Promise<Buffer> {
     if (this.closed) return Promise.reject(new UserError('the codec pool is closed'));
+    if (data.length <= INLINE_BYTES) {
+      try {
+        return Promise.resolve(op === 'encode' ? encodeFrame(type, level, data) : decodeFrame(type, data));
+      } catch (err) {
+        return Promise.reject(new CodecError((err as Error).message));
+      }
+    }
     const id = this.nextId++;
     // idle workers must not keep a process alive; busy ones must, or a waiting caller is dropped
     if (this.pending.size === 0) for (const s of this.slots) s.worker.ref();
