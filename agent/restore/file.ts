@@ -8,9 +8,12 @@ import type { ManifestFile__Output } from '../../shared/generated/pgrepo/v1/Mani
 
 const modeOf = (file: ManifestFile__Output) => parseInt(file.mode, 8);
 
-/** Writes one file from the repository's stored bytes, proving both checksums and the size against the manifest. */
+/**
+ * Writes one file from the repository's stored bytes, proving both checksums and the size against the manifest.
+ * `durable` false: the caller makes it durable later, with the rest of the restore (syncFileSystems).
+ */
 export async function writeFetchedFile(messages: AsyncIterable<{ data?: Buffer }>, file: ManifestFile__Output, label: string, dest: string,
-  pool: CodecPool): Promise<void> {
+  pool: CodecPool, durable = true): Promise<void> {
   const handle = await fsp.open(dest, 'w', modeOf(file));
   try {
     let sums;
@@ -27,27 +30,27 @@ export async function writeFetchedFile(messages: AsyncIterable<{ data?: Buffer }
       throw new UserError(`file ${file.name} of backup ${label}: restored ${sums.original.size} bytes with SHA-1 ${sums.original.checksum}, but the manifest records ${file.size} bytes with SHA-1 ${file.checksum}; the repository is damaged`, 'CORRUPT');
     }
     await handle.chmod(modeOf(file));
-    await handle.sync();
+    await handle.utimes(file.timestamp, file.timestamp);
+    if (durable) await handle.sync();
   } finally {
     await handle.close();
   }
-  await fsp.utimes(dest, file.timestamp, file.timestamp);
 }
 
 /**
  * A file of a database left out by --db-include: the right size, all zeros, sparse (so it costs no space), so
  * recovery can replay into it and the database can be dropped afterwards. pgBackRest does the same.
  */
-export async function writeZeroedFile(file: ManifestFile__Output, dest: string): Promise<void> {
+export async function writeZeroedFile(file: ManifestFile__Output, dest: string, durable = true): Promise<void> {
   const handle = await fsp.open(dest, 'w', modeOf(file));
   try {
     await handle.truncate(file.size);
     await handle.chmod(modeOf(file));
-    await handle.sync();
+    await handle.utimes(file.timestamp, file.timestamp);
+    if (durable) await handle.sync();
   } finally {
     await handle.close();
   }
-  await fsp.utimes(dest, file.timestamp, file.timestamp);
 }
 
 async function sha1OfFile(p: string): Promise<string> {

@@ -12,7 +12,7 @@ import type { AgentContext } from '../context';
 import { filesInFlight, largestFirst } from '../transfer/schedule';
 import { CodecPool } from '../../shared/stream/codec-pool';
 import { forEachLimited, ProgressReporter } from '../../shared/progress';
-import { syncDirectory } from '../../shared/fs-sync';
+import { syncDirectory, syncFile, syncFileSystems } from '../../shared/fs-sync';
 import { assertDataDirectoryOrEmpty, assertNotRunning, claimRestoreTarget, prepareEmptyDirectory } from './target';
 import { sleep } from '../../shared/sleep';
 import { writeRecoveryConfig } from './recovery-config';
@@ -100,6 +100,12 @@ async function prepareTarget(job: RestoreJob__Output, view: ManifestView, layout
   return removed;
 }
 
+/** Everything written so far on disk for good, before pg_control makes the directory startable. */
+async function makeDurable(written: readonly string[], roots: readonly string[]): Promise<void> {
+  if (written.length === 0 || (await syncFileSystems(roots))) return;
+  await forEachLimited([...written], 8, syncFile);
+}
+
 /**
  * A restore job: the manifest from the server, then the target made to hold exactly the backup: into an empty
  * directory, or over an existing one with --delta (matching files kept, the rest fetched, extras removed) or
@@ -132,9 +138,12 @@ async function restoreInto(pgData: string, ctx: AgentContext, job: RestoreJob__O
   const bytesTotal = files.reduce((n, f) => n + f.size, 0);
   const progress = new ProgressReporter(bytesTotal, files.length, (p) => reply({ progress: p }));
   /** Zeroes a left-out database's file, or with --delta compares the file there: 'missing' or 'different' must be fetched. */
+  // written without an fsync each: made durable together before pg_control (makeDurable)
+  const written: string[] = [];
   const settledLocally = async (file: ManifestFile__Output, dest: string): Promise<LocalState | 'zeroed'> => {
     if (zeroed(file.name)) {
-      await writeZeroedFile(file, dest);
+      await writeZeroedFile(file, dest, false);
+      written.push(dest);
       summary.files_zeroed++;
       return 'zeroed';
     }
@@ -155,11 +164,12 @@ async function restoreInto(pgData: string, ctx: AgentContext, job: RestoreJob__O
     summary.bytes_fetched += file.size;
     log.debug({ file: file.name, size: file.size, found }, 'file fetched');
   };
-  const restoreOne = async (file: ManifestFile__Output) => {
+  const restoreOne = async (file: ManifestFile__Output, durable = false) => {
     const dest = layout.localPath(file.name);
     const state = await settledLocally(file, dest);
     if (state === 'missing' || state === 'different') {
-      await writeFetchedFile(ctx.client.GetBackupFile({ stanza: job.stanza, label: view.label, name: file.name }), file, view.label, dest, pool);
+      await writeFetchedFile(ctx.client.GetBackupFile({ stanza: job.stanza, label: view.label, name: file.name }), file, view.label, dest, pool, durable);
+      if (!durable) written.push(dest);
       fetched(file, state);
     }
     await done(file);
@@ -173,7 +183,8 @@ async function restoreInto(pgData: string, ctx: AgentContext, job: RestoreJob__O
     }
     if (wanted.length === 0) return;
     await fetchBatch(ctx.client, job.stanza, view.label, wanted, async ({ file, state }, messages) => {
-      await writeFetchedFile(messages, file, view.label, layout.localPath(file.name), pool);
+      await writeFetchedFile(messages, file, view.label, layout.localPath(file.name), pool, false);
+      written.push(layout.localPath(file.name));
       fetched(file, state);
       await done(file);
     });
@@ -187,8 +198,9 @@ async function restoreInto(pgData: string, ctx: AgentContext, job: RestoreJob__O
     if (cancelled()) throw new UserError('the restore was cancelled');
 
     writeRecoveryConfig(pgData, recovery, ctx.archiveGetCommand);
+    await makeDurable(written, [pgData, ...layout.tablespaces.values()]);
     const control = files.find((f) => f.name === PG_CONTROL);
-    if (control) await restoreOne(control);
+    if (control) await restoreOne(control, true);
   } finally {
     await pool.close();
   }
