@@ -23,8 +23,8 @@ export async function writeFetchedFile(messages: AsyncIterable<{ data?: Buffer }
       if (isCodecError(err)) throw new UserError(`file ${file.name} of backup ${label}: the repository copy cannot be decompressed (${(err as Error).message}); the repository is damaged`, 'CORRUPT');
       throw err;
     }
-    if (sums.stored.checksum !== file.repo_checksum && file.repo_checksum) {
-      throw new UserError(`file ${file.name} of backup ${label}: the repository copy has SHA-1 ${sums.stored.checksum}, but the manifest records ${file.repo_checksum}; the repository is damaged`, 'CORRUPT');
+    if (file.repo_size && sums.storedSize !== file.repo_size) {
+      throw new UserError(`file ${file.name} of backup ${label}: the repository copy has ${sums.storedSize} bytes, but the manifest records ${file.repo_size}; the repository is damaged`, 'CORRUPT');
     }
     if (sums.original.checksum !== file.checksum || sums.original.size !== file.size) {
       throw new UserError(`file ${file.name} of backup ${label}: restored ${sums.original.size} bytes with SHA-1 ${sums.original.checksum}, but the manifest records ${file.size} bytes with SHA-1 ${file.checksum}; the repository is damaged`, 'CORRUPT');

@@ -1,7 +1,7 @@
 import { once } from 'node:events';
 import type * as grpc from '@grpc/grpc-js';
 import type { StoredChecksums } from '../../shared/stream/pipeline';
-import { Digest, encodeFrames, hashed } from '../../shared/stream/parallel';
+import { ByteCount, Digest, encodeFrames, hashed } from '../../shared/stream/parallel';
 import type { CodecPool } from '../../shared/stream/codec-pool';
 
 const CANCELLED = 1;
@@ -19,6 +19,11 @@ export interface Codec {
   type: string;
   level: number;
   pool: CodecPool;
+  /**
+   * false: the stored bytes are counted but not hashed here (their trailer's repo_checksum is
+   * empty) because the server takes their SHA-1 as they arrive and records its own.
+   */
+  hashStored?: boolean;
 }
 
 /** Something that looks at every original byte in order (page checksums), before the chunk moves to a worker. */
@@ -66,7 +71,7 @@ async function upload<M, R, T>(open: OpenCall<M, R>, header: M, body: (write: (m
 async function writeFrames<M>(write: (msg: M) => Promise<void>, toData: (chunk: Buffer) => M, chunks: AsyncIterable<Buffer>,
   codec: Codec, observers: ChunkObserver[]): Promise<StoredChecksums> {
   const original = new Digest();
-  const stored = new Digest();
+  const stored = codec.hashStored === false ? new ByteCount() : new Digest();
   for await (const frame of hashed(encodeFrames(hashed(chunks, original, observers), codec.type, codec.level, codec.pool), stored)) await write(toData(frame));
   return { original: original.result(), stored: stored.result() };
 }

@@ -14,7 +14,9 @@ export interface ReceivedTrailer {
 
 /**
  * Writes the data parts of an upload into a temp file, then checks the trailer against what
- * actually arrived, so a truncated or damaged transfer is never committed.
+ * actually arrived, so a truncated or damaged transfer is never committed. The returned
+ * trailer's repo_checksum is the SHA-1 taken here; a sender may leave it empty (a backup's
+ * agent does, to spare its main thread) and then only the size is compared.
  */
 export async function receiveIntoTemp<M extends { part?: string; data?: Buffer; trailer?: ReceivedTrailer | null }>(
   messages: AsyncIterator<M>, temp: TempFile, what: string,
@@ -31,11 +33,11 @@ export async function receiveIntoTemp<M extends { part?: string; data?: Buffer; 
     } else if (value.part === 'trailer' && value.trailer) {
       const trailer = value.trailer;
       const actual = hash.digest('hex');
-      if (trailer.repo_size !== received || trailer.repo_checksum !== actual) {
+      if (trailer.repo_size !== received || (trailer.repo_checksum !== '' && trailer.repo_checksum !== actual)) {
         throw new StatusError(grpc.status.DATA_LOSS,
           `${what}: received ${received} bytes with SHA-1 ${actual}, but the sender sent ${trailer.repo_size} bytes with SHA-1 ${trailer.repo_checksum}; nothing was stored`);
       }
-      return trailer;
+      return { ...trailer, repo_checksum: actual };
     } else {
       throw new StatusError(grpc.status.INVALID_ARGUMENT, `${what}: unexpected '${value.part ?? 'empty'}' message in an upload`);
     }

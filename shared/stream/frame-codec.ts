@@ -107,6 +107,9 @@ function lz4Unframe(frame: Buffer): Buffer {
   const blockMax = 1 << (8 + 2 * ((bd >> 4) & 7));
   const hasSize = (flg >> 3) & 1;
   const blockChecksum = (flg >> 4) & 1;
+  // the content size, when the frame records it (ours do), bounds a block more tightly than the
+  // format's block maximum: a 1 MiB frame then costs 1 MiB of output buffer, not 4
+  const contentSize = hasSize ? Number(frame.readBigUInt64LE(6)) : Infinity;
   let pos = 6 + (hasSize ? 8 : 0) + (flg & 1 ? 4 : 0) + 1;
   const parts: Buffer[] = [];
   let total = 0;
@@ -120,7 +123,7 @@ function lz4Unframe(frame: Buffer): Buffer {
     if (word & 0x80000000) {
       parts.push(data);
     } else {
-      const dst = Buffer.allocUnsafeSlow(blockMax);
+      const dst = Buffer.allocUnsafeSlow(Math.min(blockMax, Math.max(0, contentSize - total)));
       const n = native.uncompress(data, dst);
       if (n < 0) throw new UserError('an lz4 block does not decompress: the repository copy is damaged', 'CORRUPT');
       parts.push(dst.subarray(0, n));
@@ -128,7 +131,8 @@ function lz4Unframe(frame: Buffer): Buffer {
     total += parts[parts.length - 1].length;
     pos += size + (blockChecksum ? 4 : 0);
   }
-  return parts.length === 1 && parts[0].buffer !== frame.buffer ? parts[0] : Buffer.concat(parts, total);
+  // one block stored raw is a view of the frame: handed back as it is (its memory moves with it), not copied
+  return parts.length === 1 ? parts[0] : Buffer.concat(parts, total);
 }
 
 export function checkCompressLevel(type: string, level: number): void {

@@ -29,6 +29,17 @@ export class Digest {
   }
 }
 
+/** A Digest that only counts: where another party takes the SHA-1 (result().checksum is empty). */
+export class ByteCount extends Digest {
+  override update(b: Buffer): void {
+    this.size += b.length;
+  }
+
+  override result(): HashSizeResult {
+    return { size: this.size, checksum: '' };
+  }
+}
+
 /** Passes chunks through, showing each to `digest` (and any other observers) first; tells observers when the source ends. */
 export async function* hashed(source: AsyncIterable<Buffer>, digest: Digest, observers: Array<{ update(b: Buffer): void; finish?(): void }> = []): AsyncGenerator<Buffer> {
   for await (const b of source) {
