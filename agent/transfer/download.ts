@@ -31,6 +31,6 @@ export async function downloadChunks<M extends { data?: Buffer }>(messages: Asyn
     }
   })();
   const original = new Digest();
-  await writeAll(handle, hashed(decodeFrames(counted, compressType, pool), original));
+  await writeAll(handle, hashed(decodeFrames(counted, compressType, pool, true), original));
   return { original: original.result(), storedSize };
 }

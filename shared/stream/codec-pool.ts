@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { UserError } from '../errors';
+import { BufferRing } from './buffer-ring';
 import { decodeFrame, encodeFrame } from './frame-codec';
 
 /**
@@ -16,11 +17,15 @@ export interface CodecTask {
   type: string;
   level: number;
   data: Uint8Array;
+  /** where to decode to, when it fits (decode only) */
+  out?: Uint8Array;
 }
 
 export interface CodecReply {
   id: number;
   data?: Uint8Array;
+  /** the task's buffers the worker no longer needs (its input, an unused `out`), handed back for reuse */
+  spare?: Uint8Array[];
   error?: string;
   code?: string;
 }
@@ -74,6 +79,8 @@ export class CodecPool {
    * or written): what bounds the agent's memory however many files are in flight.
    */
   readonly chunks: Limiter;
+  /** frame-sized buffers that travel to the workers and back, used again (buffer-ring.ts) */
+  readonly ring: BufferRing;
   private readonly slots: Slot[] = [];
   private readonly queue: CodecTask[] = [];
   private readonly pending = new Map<number, Pending & { slot?: Slot }>();
@@ -82,6 +89,8 @@ export class CodecPool {
 
   constructor(readonly size: number) {
     this.chunks = new Limiter(2 * Math.max(1, size) + 2);
+    // every chunk slot may hold an input and an output buffer, and each file's splitter a frame or two
+    this.ring = new BufferRing(4 * Math.max(1, size) + 8);
     const script = workerScript();
     for (let i = 0; i < Math.max(1, size); i++) {
       // codec threads hold little on the JavaScript heap (buffers live outside it): small heaps keep the agent's RSS low
@@ -102,9 +111,13 @@ export class CodecPool {
     return this.submit('encode', type, level, chunk);
   }
 
-  /** Decompresses one whole frame. The frame's memory moves to the worker. */
-  decode(type: string, frame: Buffer): Promise<Buffer> {
-    return this.submit('decode', type, 0, frame);
+  /**
+   * Decompresses one whole frame. The frame's memory moves to the worker (and, when it is one
+   * of the ring's, back to the ring). With `reuse`, the result is decoded into a buffer of the
+   * ring where the codec allows: give it back (ring.give) once done with it.
+   */
+  decode(type: string, frame: Buffer, reuse = false): Promise<Buffer> {
+    return this.submit('decode', type, 0, frame, reuse && type !== 'gz' ? this.ring.takeWhole() : undefined);
   }
 
   async close(): Promise<void> {
@@ -113,13 +126,19 @@ export class CodecPool {
     await Promise.all(this.slots.map((s) => s.worker.terminate()));
   }
 
-  private submit(op: CodecTask['op'], type: string, level: number, data: Buffer): Promise<Buffer> {
+  private submit(op: CodecTask['op'], type: string, level: number, data: Buffer, out?: Buffer): Promise<Buffer> {
     if (this.closed) return Promise.reject(new UserError('the codec pool is closed'));
     if (data.length <= INLINE_BYTES) {
+      let result: Buffer | undefined;
       try {
-        return Promise.resolve(op === 'encode' ? encodeFrame(type, level, data) : decodeFrame(type, data));
+        result = op === 'encode' ? encodeFrame(type, level, data) : decodeFrame(type, data);
+        return Promise.resolve(result);
       } catch (err) {
         return Promise.reject(new CodecError((err as Error).message));
+      } finally {
+        // what the result does not use goes back to the ring, as a worker's spare buffers do
+        this.ring.give(out);
+        if (result?.buffer !== data.buffer) this.ring.give(data);
       }
     }
     const id = this.nextId++;
@@ -127,7 +146,7 @@ export class CodecPool {
     if (this.pending.size === 0) for (const s of this.slots) s.worker.ref();
     return new Promise<Buffer>((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
-      this.queue.push({ id, op, type, level, data });
+      this.queue.push({ id, op, type, level, data, out });
       this.dispatch();
     });
   }
@@ -139,7 +158,7 @@ export class CodecPool {
       const task = this.queue.shift()!;
       slot.busy++;
       this.pending.get(task.id)!.slot = slot;
-      slot.worker.postMessage(task, transferable(task.data));
+      slot.worker.postMessage(task, [...transferable(task.data), ...(task.out ? transferable(task.out) : [])]);
     }
   }
 
@@ -147,6 +166,7 @@ export class CodecPool {
     slot.busy--;
     const p = this.pending.get(reply.id);
     this.pending.delete(reply.id);
+    for (const b of reply.spare ?? []) this.ring.give(b);
     if (p) {
       if (reply.data) p.resolve(Buffer.from(reply.data.buffer, reply.data.byteOffset, reply.data.byteLength));
       else p.reject(new CodecError(reply.error));

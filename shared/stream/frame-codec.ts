@@ -35,6 +35,11 @@ const lz4 = (): Lz4Utils => (lz4Module ??= require('lz4/lib/utils') as Lz4Utils)
 // a zstd context allocates megabytes; one per level per thread is reused for every frame
 const zstdCompressors = new Map<number, InstanceType<Zstd['Compressor']>>();
 let zstdDecompressor: InstanceType<Zstd['Decompressor']> | undefined;
+// zstd's own one-shot decompression into a buffer we give it (the Decompressor class always allocates)
+type ZstdBinding = typeof import('zstd-napi/binding');
+let zstdBindingModule: ZstdBinding | undefined;
+const zstdBinding = (): ZstdBinding => (zstdBindingModule ??= require('zstd-napi/binding') as ZstdBinding);
+let zstdContext: InstanceType<ZstdBinding['DCtx']> | undefined;
 
 /*
  * A gzip member normally does not say how long it is, so a reader could not find where the next
@@ -99,8 +104,11 @@ function lz4Frame(chunk: Buffer, level: number): Buffer {
   return out.subarray(0, pos + 4);
 }
 
-/** Any LZ4 frame (blocks up to 4 MiB, optional checksums skipped: SHA-1 of the whole file is checked anyway). */
-function lz4Unframe(frame: Buffer): Buffer {
+/**
+ * Any LZ4 frame (blocks up to 4 MiB, optional checksums skipped: SHA-1 of the whole file is
+ * checked anyway). The first compressed block decodes into `out` when it fits.
+ */
+function lz4Unframe(frame: Buffer, out?: Buffer): Buffer {
   const flg = frame[4];
   const bd = frame[5];
   if (frame.readUInt32LE(0) !== LZ4_MAGIC || flg >> 6 !== 1) throw new UserError('not an lz4 frame: the repository copy is damaged', 'CORRUPT');
@@ -123,7 +131,8 @@ function lz4Unframe(frame: Buffer): Buffer {
     if (word & 0x80000000) {
       parts.push(data);
     } else {
-      const dst = Buffer.allocUnsafeSlow(Math.min(blockMax, Math.max(0, contentSize - total)));
+      const room = Math.min(blockMax, Math.max(0, contentSize - total));
+      const dst = out && parts.length === 0 && room <= out.length ? out : Buffer.allocUnsafeSlow(room);
       const n = native.uncompress(data, dst);
       if (n < 0) throw new UserError('an lz4 block does not decompress: the repository copy is damaged', 'CORRUPT');
       parts.push(dst.subarray(0, n));
@@ -165,16 +174,26 @@ export function encodeFrame(type: string, level: number, chunk: Buffer): Buffer 
   }
 }
 
-/** One complete frame → its original bytes (checks the frame's own CRC where the format has one). */
-export function decodeFrame(type: string, frame: Buffer): Buffer {
+/**
+ * One complete frame → its original bytes (checks the frame's own CRC where the format has one).
+ * With `out`, the result is decoded into `out` (a view of it is returned) where the codec can and
+ * the frame says it fits; otherwise into new memory.
+ */
+export function decodeFrame(type: string, frame: Buffer, out?: Buffer): Buffer {
   switch (type) {
     case 'gz':
       return zlib.gunzipSync(frame, { chunkSize: FRAME_SIZE });
-    case 'zst':
+    case 'zst': {
+      const size = out ? zstdBinding().getFrameContentSize(frame) : null;
+      if (out && size !== null && size <= out.length) {
+        zstdContext ??= new (zstdBinding().DCtx)();
+        return out.subarray(0, zstdContext.decompress(out, frame));
+      }
       zstdDecompressor ??= new (zstd().Decompressor)();
       return zstdDecompressor.decompress(frame);
+    }
     case 'lz4':
-      return lz4Unframe(frame);
+      return lz4Unframe(frame, out);
     case 'none':
       return frame;
     default:

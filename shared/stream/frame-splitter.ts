@@ -11,7 +11,8 @@ export class FrameSplitter {
   private len = 0;
   private unsplittable = false;
 
-  constructor(private readonly type: string) {}
+  /** `alloc`: where each frame's own memory comes from (a BufferRing's take, say) */
+  constructor(private readonly type: string, private readonly alloc: (n: number) => Buffer = (n) => Buffer.allocUnsafeSlow(n)) {}
 
   /**
    * The frames completed by `data`, in order. Check `failed` after each push: once it is true,
@@ -32,7 +33,7 @@ export class FrameSplitter {
         return frames;
       }
       // a copy that owns its memory, so it can be transferred to a worker thread
-      const frame = Buffer.allocUnsafeSlow(n);
+      const frame = this.alloc(n);
       this.buf.copy(frame, 0, start, start + n);
       frames.push(frame);
       start += n;

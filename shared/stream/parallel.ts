@@ -144,17 +144,33 @@ export function encodeFrames(chunks: AsyncIterable<Buffer>, type: string, level:
   return ordered(chunks, windowFor(pool), pool, (chunk) => pool.encode(type, level, chunk));
 }
 
+/** Yields what `source` yields; once the consumer asks for the next, the previous goes back to the ring. */
+async function* givenBack(source: AsyncIterable<Buffer>, pool: CodecPool): AsyncGenerator<Buffer> {
+  for await (const b of source) {
+    yield b;
+    pool.ring.give(b);
+  }
+}
+
 /**
  * Stored bytes (any cut) → original bytes, in order. Frames are decoded in parallel; from the
  * first byte that is not a frame we can delimit (a file written by an older version, say) the
- * rest streams through the ordinary single-threaded decompressor.
+ * rest streams through the ordinary single-threaded decompressor. Frames are cut into buffers
+ * of the pool's ring (they come back from the workers). With `reuse`, the frames are also
+ * decoded into the ring's buffers, and each buffer yielded is valid only until the next is
+ * asked for: for a consumer that writes or hashes each before pulling the next, as writeAll does.
  */
-export async function* decodeFrames(stored: AsyncIterable<Buffer>, type: string, pool: CodecPool): AsyncGenerator<Buffer> {
+export async function* decodeFrames(stored: AsyncIterable<Buffer>, type: string, pool: CodecPool, reuse = false): AsyncGenerator<Buffer> {
   if (type === 'none') {
     yield* stored;
     return;
   }
-  const splitter = new FrameSplitter(type);
+  const decoded = decodeSplit(stored, type, pool, reuse);
+  yield* reuse ? givenBack(decoded, pool) : decoded;
+}
+
+async function* decodeSplit(stored: AsyncIterable<Buffer>, type: string, pool: CodecPool, reuse: boolean): AsyncGenerator<Buffer> {
+  const splitter = new FrameSplitter(type, (n) => pool.ring.take(n));
   const input = stored[Symbol.asyncIterator]();
   async function* frames(): AsyncGenerator<Buffer> {
     for (;;) {
@@ -164,7 +180,7 @@ export async function* decodeFrames(stored: AsyncIterable<Buffer>, type: string,
       if (splitter.failed) return;
     }
   }
-  yield* ordered(frames(), windowFor(pool), pool, (frame) => pool.decode(type, frame));
+  yield* ordered(frames(), windowFor(pool), pool, (frame) => pool.decode(type, frame, reuse));
   if (splitter.failed) {
     const rest = splitter.takeRest();
     const remaining = (async function* () {
