@@ -23,8 +23,11 @@ export interface FileToSend {
   uid: number;
   gid: number;
   size: number;
-  /** its bytes in chunks of at most FRAME_SIZE, each in memory of its own (shared/stream/parallel.ts) */
-  chunks: () => AsyncIterable<Buffer>;
+  /**
+   * its bytes in chunks of at most FRAME_SIZE, each in memory of its own (shared/stream/parallel.ts),
+   * from `alloc` when given
+   */
+  chunks: (alloc?: (n: number) => Buffer) => AsyncIterable<Buffer>;
   /** where to find it, for messages */
   where: string;
   /** relation block number of the first page when pages are validated, else null */
@@ -46,6 +49,15 @@ function codecOf(job: BackupJob__Output, pool: CodecPool): Codec {
   // the server takes the SHA-1 of the stored bytes as they arrive (and the TLS record layer
   // already proves the transfer): a second one here would only cost the agent's main thread
   return { type: job.compress_type, level: job.compress_level, pool, hashStored: false };
+}
+
+/**
+ * Where chunks read for the codec workers get their memory: the pool's ring, since each chunk
+ * comes back from its worker once compressed. Uncompressed chunks are sent as they are, so they
+ * take memory of their own.
+ */
+function chunkMemory(job: BackupJob__Output, pool: CodecPool): ((n: number) => Buffer) | undefined {
+  return job.compress_type === 'none' ? undefined : (n) => pool.ring.take(n);
 }
 
 function headerOf(jobId: string, job: BackupJob__Output, file: FileToSend): FileHeader {
@@ -73,7 +85,7 @@ export async function sendFile(ctx: AgentContext, job: BackupJob__Output, jobId:
     header: { header: headerOf(jobId, job, file) },
     toData: (data) => ({ data }),
     toTrailer: (c) => trailerOf(c, pages),
-  }, file.chunks(), codecOf(job, pool), pages ? [pages] : []);
+  }, file.chunks(chunkMemory(job, pool)), codecOf(job, pool), pages ? [pages] : []);
   return { size: checksums.original.size, pageErrors: pages?.result().errors ?? [] };
 }
 
@@ -84,7 +96,7 @@ export async function sendBundle(ctx: AgentContext, job: BackupJob__Output, jobI
   const { sent } = await uploadBundle<BundleUpload, PutBundleResult__Output>((cb) => ctx.client.PutBundle(cb), { header: { job_id: jobId } },
     files.map((file, i) => ({
       header: { file: headerOf(jobId, job, file) },
-      chunks: file.chunks,
+      chunks: () => file.chunks(chunkMemory(job, pool)),
       observers: pages[i] ? [pages[i]!] : [],
       toTrailer: (c: StoredChecksums) => trailerOf(c, pages[i]),
     })),
@@ -99,7 +111,7 @@ function pageTrailer(r: PageChecksumResult) {
 export function fromDisk(f: ListedFile, pageCheck: PageCheck | null): FileToSend {
   return {
     name: f.name, mtime: f.mtime, mode: f.mode, uid: f.uid, gid: f.gid, size: f.size, where: f.absPath,
-    chunks: () => readFileChunks(f.absPath, f.size),
+    chunks: (alloc) => readFileChunks(f.absPath, f.size, alloc),
     firstBlock: pageCheck ? firstBlockOf(f.name, pageCheck.blocksPerSegment) : null,
   };
 }

@@ -54,14 +54,15 @@ export async function* hashed(source: AsyncIterable<Buffer>, digest: Digest, obs
  * A file's bytes in chunks of FRAME_SIZE, each in memory of its own (so it can move to a worker).
  * An empty file gives one empty chunk, so it still becomes one (empty) frame. Reads to the end
  * of the file as it is now: PostgreSQL may extend a relation while it is copied, and WAL replay
- * covers whatever changed.
+ * covers whatever changed. `alloc` gives each chunk its memory (a BufferRing's take, when the
+ * chunks go to the codec workers, which hand it back).
  */
-export async function* fileChunks(handle: FileHandle, sizeHint = FRAME_SIZE): AsyncGenerator<Buffer> {
+export async function* fileChunks(handle: FileHandle, sizeHint = FRAME_SIZE, alloc?: (n: number) => Buffer): AsyncGenerator<Buffer> {
   let any = false;
   // most relation files are small: a buffer of their size (+1 to see the end in one read), not a whole frame's
   let next = Math.min(FRAME_SIZE, sizeHint + 1);
   for (;;) {
-    const chunk = Buffer.allocUnsafeSlow(next);
+    const chunk = alloc ? alloc(next) : Buffer.allocUnsafeSlow(next);
     let filled = 0;
     while (filled < chunk.length) {
       const { bytesRead } = await handle.read(chunk, filled, chunk.length - filled, null);
@@ -70,17 +71,18 @@ export async function* fileChunks(handle: FileHandle, sizeHint = FRAME_SIZE): As
     }
     if (filled === 0 && any) return;
     any = true;
-    yield filled === chunk.length ? chunk : Buffer.from(chunk.subarray(0, filled));
+    // a short last chunk: its own small copy, or with `alloc` a view (the memory is the alloc's to reuse)
+    yield filled === chunk.length ? chunk : alloc ? chunk.subarray(0, filled) : Buffer.from(chunk.subarray(0, filled));
     if (filled < chunk.length) return;
     next = FRAME_SIZE;
   }
 }
 
 /** fileChunks of the file at `file`, which is opened on the first pull and closed when iteration ends. */
-export async function* readFileChunks(file: string, sizeHint?: number): AsyncGenerator<Buffer> {
+export async function* readFileChunks(file: string, sizeHint?: number, alloc?: (n: number) => Buffer): AsyncGenerator<Buffer> {
   const handle = await fsp.open(file, 'r');
   try {
-    yield* fileChunks(handle, sizeHint);
+    yield* fileChunks(handle, sizeHint, alloc);
   } finally {
     await handle.close();
   }
