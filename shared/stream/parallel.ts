@@ -1,5 +1,6 @@
 import { createHash, type Hash } from 'node:crypto';
 import { Readable } from 'node:stream';
+import fs from 'node:fs';
 import fsp, { type FileHandle } from 'node:fs/promises';
 import type { CodecPool } from './codec-pool';
 import { createDecompressor, truncated } from './compress';
@@ -78,8 +79,39 @@ export async function* fileChunks(handle: FileHandle, sizeHint = FRAME_SIZE, all
   }
 }
 
+/**
+ * Files expected below this are read on the calling thread: open, read and close take microseconds
+ * each, less than their three round trips to libuv's thread pool, and a cluster of 100,000 small
+ * relations is mostly such files.
+ */
+const SMALL_READ = 64 * 1024;
+
+/** The whole file when it is (still) smaller than `buf`; undefined when it has grown to fill it. */
+function readSmall(file: string, buf: Buffer): Buffer | undefined {
+  const fd = fs.openSync(file, 'r');
+  try {
+    let filled = 0;
+    for (;;) {
+      const n = fs.readSync(fd, buf, filled, buf.length - filled, null);
+      if (n === 0) return buf.subarray(0, filled);
+      filled += n;
+      if (filled === buf.length) return undefined;
+    }
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
 /** fileChunks of the file at `file`, which is opened on the first pull and closed when iteration ends. */
 export async function* readFileChunks(file: string, sizeHint?: number, alloc?: (n: number) => Buffer): AsyncGenerator<Buffer> {
+  if (sizeHint !== undefined && sizeHint < SMALL_READ) {
+    const buf = alloc ? alloc(sizeHint + 1) : Buffer.allocUnsafeSlow(sizeHint + 1);
+    const whole = readSmall(file, buf);
+    if (whole) {
+      yield whole;
+      return;
+    }
+  }
   const handle = await fsp.open(file, 'r');
   try {
     yield* fileChunks(handle, sizeHint, alloc);
