@@ -76,7 +76,8 @@ function pgbenchKind(scale: number): ClusterKind {
   return {
     name: 'pgbench', title: `pgbench -i -s ${scale} (ordinary, very compressible tables)`, params: { scale, v: 1 }, bundle: false,
     generate: (c) => pgbenchInit(c, scale),
-    fingerprint: (c) => one(c, `select count(*) || ':' || sum(abalance) || ':' || (select sum(bbalance) from pgbench_branches) as v from pgbench_accounts`),
+    // every page read (data checksums are on), every row's text hashed
+    fingerprint: (c) => one(c, `select count(*) || ':' || sum(aid::bigint) || ':' || sum(abalance) || ':' || sum(hashtext(a::text)::bigint) || ':' || (select sum(bbalance) from pgbench_branches) as v from pgbench_accounts a`),
   };
 }
 
