@@ -112,9 +112,10 @@ for (const name of CLUSTERS) {
 
     const loadStart = loadAverage();
     const date = new Date().toISOString().slice(0, 16).replace('T', ' ');
-    const result = await runMatrix({ workDir: path.join(BENCH_DIR, 'run'), bench, rows: ROWS, rssProcessMax: RSS_PROCESS, runs: RUNS, basebackup: BASEBACKUP, verify: VERIFY });
+    // the code measured is what was built when the run started
     const commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { encoding: 'utf8' }).trim();
     const dirty = execFileSync('git', ['status', '--porcelain', '--untracked-files=no', '--', '.', ':!bench/RESULTS.md'], { encoding: 'utf8' }).trim() ? ' (with uncommitted changes)' : '';
+    const result = await runMatrix({ workDir: path.join(BENCH_DIR, 'run'), bench, rows: ROWS, rssProcessMax: RSS_PROCESS, runs: RUNS, basebackup: BASEBACKUP, verify: VERIFY });
 
     const store = path.join(await ownedDir(path.join(BENCH_DIR, 'results')), `${name}.json`);
     const stored = merge(store, { title: kind.title, description: result.description, dataBytes: result.dataBytes, generationSeconds: bench.generationSeconds }, result,
