@@ -173,6 +173,22 @@ async function makeWal(c: Cluster, n: number, how: 'pgbench' | 'insert'): Promis
 
 const CLK_TCK = 100; // Linux's USER_HZ
 
+/** The command lines of a process's children (from /proc). */
+function childProcesses(pid: number): string[] {
+  const found: string[] = [];
+  for (const entry of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = fs.readFileSync(`/proc/${entry}/stat`, 'utf8');
+      if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) !== pid) continue;
+      found.push(fs.readFileSync(`/proc/${entry}/cmdline`, 'utf8').replace(/\0/g, ' ').trim());
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return found;
+}
+
 /**
  * User + system CPU seconds of a process so far (/proc/PID/stat), its threads included; with
  * `children`, also those of its children that have exited and been waited for.
@@ -429,9 +445,11 @@ async function replayPhase(b: Bench): Promise<ReplayRow[]> {
     await startCluster(c, { settings: { archive_mode: 'off', restore_command: command, recovery_target_action: 'promote', shared_buffers: '256MB' }, timeoutMs: 1_800_000 });
     await waitUntil('recovery to finish', async () => (await query<{ r: boolean }>(c, 'select pg_is_in_recovery() as r'))[0].r === false, { timeoutMs: 3_600_000, intervalMs: 50 });
     const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
-    // the startup process (replay, and the restore_command it ran) has exited and been waited
-    // for by now: its CPU is in the postmaster's children's
-    const pgCpu = cpuSeconds(postmasterPid(c)!, true);
+    // once the startup process (replay, and the restore_command it ran) has exited and been
+    // waited for, its CPU is in the postmaster's children's
+    const postmaster = postmasterPid(c)!;
+    await waitUntil('the startup process to exit', () => !childProcesses(postmaster).some((cmd) => cmd.startsWith('postgres: startup')), { timeoutMs: 60_000, intervalMs: 20 });
+    const pgCpu = cpuSeconds(postmaster, true);
     const toolCpu = pids.map((p, i) => cpuSeconds(p) - cpu0[i]);
     const [{ n: got }] = await query<{ n: number }>(c, 'select count(*)::int as n from walgen');
     await stopCluster(c, 'immediate');

@@ -63,7 +63,9 @@ export class WalPrefetcher {
 
   constructor(private readonly ctx: AgentContext, private readonly spool: Spool, private readonly options: PrefetchOptions,
     private readonly codecs: () => CodecPool) {
-    this.watch = new DirWatch(spool.inDir, 250, () => this.tick());
+    // what matters is the shell taking a file to PostgreSQL (or a segment appearing), not the
+    // agent's own temp files and marks: every write into a temp file is an event
+    this.watch = new DirWatch(spool.inDir, 250, () => this.tick(), (name) => !name.startsWith('.') && !/\.(pending|missing)$/.test(name));
   }
 
   start(): void {
