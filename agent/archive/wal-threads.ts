@@ -16,13 +16,12 @@ export type WalReply =
 /** Frames a WAL thread may have handed over that the sender has not taken yet. */
 const WINDOW = 4;
 
-// dist/agent/archive/wal-worker.js; when this module runs from TypeScript sources (tests), the built copy
+/** dist/agent/archive/wal-worker.js: beside this module, or (when it runs from TypeScript sources, in tests) the built copy. */
 function workerScript(): string {
-  const beside = path.join(__dirname, 'wal-worker.js');
-  if (fs.existsSync(beside)) return beside;
-  const built = path.resolve(__dirname, '..', '..', 'dist', 'agent', 'archive', 'wal-worker.js');
-  if (fs.existsSync(built)) return built;
-  throw new Error(`the WAL worker is not built (${beside}): run npm run build`);
+  const places = [__dirname, path.resolve(__dirname, '..', '..', 'dist', 'agent', 'archive')].map((dir) => path.join(dir, 'wal-worker.js'));
+  const script = places.find((p) => fs.existsSync(p));
+  if (!script) throw new Error(`the WAL worker is not built (${places[0]}): run npm run build`);
+  return script;
 }
 
 /**
