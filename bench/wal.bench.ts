@@ -17,7 +17,7 @@ import { makeCerts, type CertSet } from '../test/harness/certs';
 import { writeResultsSection } from './results';
 import { ensurePgbackrest, ownedDir } from './setup';
 import { runCleanups } from '../test/harness/cleanup';
-import { clusterAt, freePort, initCluster, pgBindir, query, startCluster, stopCluster, switchWal, type Cluster } from '../test/harness/pg';
+import { clusterAt, freePort, initCluster, pgBindir, postmasterPid, query, startCluster, stopCluster, switchWal, type Cluster } from '../test/harness/pg';
 import { archiveShPath, nodePath, programPath, repoctl, startAgent, startServer, type Proc, type RepoctlConnection } from '../test/harness/processes';
 import { chownToPostgres, describeRun, run, runOk, sleep, waitUntil } from '../test/harness/system';
 
@@ -173,11 +173,31 @@ async function makeWal(c: Cluster, n: number, how: 'pgbench' | 'insert'): Promis
 
 const CLK_TCK = 100; // Linux's USER_HZ
 
-/** User + system CPU seconds of a process so far (/proc/PID/stat), its threads included. */
-function cpuSeconds(pid: number): number {
+/** The command lines of a process's children (from /proc). */
+function childProcesses(pid: number): string[] {
+  const found: string[] = [];
+  for (const entry of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = fs.readFileSync(`/proc/${entry}/stat`, 'utf8');
+      if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) !== pid) continue;
+      found.push(fs.readFileSync(`/proc/${entry}/cmdline`, 'utf8').replace(/\0/g, ' ').trim());
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return found;
+}
+
+/**
+ * User + system CPU seconds of a process so far (/proc/PID/stat), its threads included; with
+ * `children`, also those of its children that have exited and been waited for.
+ */
+function cpuSeconds(pid: number, children = false): number {
   const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / CLK_TCK;
+  const own = Number(fields[11]) + Number(fields[12]);
+  return (children ? own + Number(fields[13]) + Number(fields[14]) : own) / CLK_TCK;
 }
 
 // ---- the phases --------------------------------------------------------------------------
@@ -279,11 +299,17 @@ function tools(b: Bench): Tool[] {
     const a = await agent(b, 'real', b.cluster.dir, [...pgrepoFlags(codec), ...extra]);
     return pgrepoPushCommand(a.socket, a.spool);
   };
+  // pgrepo's agent is stopped while pgBackRest archives: an async one would ship the same
+  // ready segments at the same time, and take cores from pgBackRest
+  const pgbr = (async: boolean) => async (codec: Codec) => {
+    await b.agents.get('real')?.stop();
+    return pgbrPush('real', codec, async);
+  };
   return [
     { name: 'pgrepo sync', setup: pgrepo([]) },
-    { name: 'pgBackRest sync', setup: async (codec) => pgbrPush('real', codec, false) },
+    { name: 'pgBackRest sync', setup: pgbr(false) },
     { name: 'pgrepo async', setup: pgrepo(['--archive-async', '--process-max', String(PROCESS_MAX)]), pause: async () => b.agents.get('real')?.stop() },
-    { name: 'pgBackRest async', setup: async (codec) => pgbrPush('real', codec, true) },
+    { name: 'pgBackRest async', setup: pgbr(true) },
   ];
 }
 
@@ -307,7 +333,7 @@ async function drainOnce(b: Bench, tool: Tool, codec: Codec): Promise<{ rate: nu
     t0 = Date.parse(String(b.agents.get('real')!.findLogs('agent started').pop()!.time));
   }
   const pids = tool.name.startsWith('pgrepo') ? [b.agents.get('real')!.child.pid!, b.serverPid] : [];
-  const cpu0 = pids.map(cpuSeconds);
+  const cpu0 = pids.map((p) => cpuSeconds(p));
   await setArchiveCommand(b.cluster, command);
   await waitArchived(b.cluster, backlog[backlog.length - 1]);
   const seconds = (Date.now() - t0) / 1000;
@@ -372,7 +398,8 @@ async function lagPhase(b: Bench): Promise<LagRow[]> {
   return rows;
 }
 
-interface ReplayRow { what: string; segments: number; seconds: number; viaNode?: number }
+/** `cpu`: CPU per segment, where the time went */
+interface ReplayRow { what: string; segments: number; seconds: number; viaNode?: number; cpu: string }
 
 async function replayPhase(b: Bench): Promise<ReplayRow[]> {
   const codec = DRAIN_CODECS[0];
@@ -412,10 +439,18 @@ async function replayPhase(b: Bench): Promise<ReplayRow[]> {
     const c = clusterAt({ dir: restoreDir, port: await freePort(), socketDir: b.sockDir, name: 'replay' });
     await fsp.rm(c.logFile, { force: true });
     const mark = setup.agentName ? b.agents.get(setup.agentName)!.mark() : 0;
+    const pids = setup.agentName ? [b.agents.get(setup.agentName)!.child.pid!, b.serverPid] : [];
+    const cpu0 = pids.map((p) => cpuSeconds(p));
     const t0 = process.hrtime.bigint();
     await startCluster(c, { settings: { archive_mode: 'off', restore_command: command, recovery_target_action: 'promote', shared_buffers: '256MB' }, timeoutMs: 1_800_000 });
     await waitUntil('recovery to finish', async () => (await query<{ r: boolean }>(c, 'select pg_is_in_recovery() as r'))[0].r === false, { timeoutMs: 3_600_000, intervalMs: 50 });
     const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+    // once the startup process (replay, and the restore_command it ran) has exited and been
+    // waited for, its CPU is in the postmaster's children's
+    const postmaster = postmasterPid(c)!;
+    await waitUntil('the startup process to exit', () => !childProcesses(postmaster).some((cmd) => cmd.startsWith('postgres: startup')), { timeoutMs: 60_000, intervalMs: 20 });
+    const pgCpu = cpuSeconds(postmaster, true);
+    const toolCpu = pids.map((p, i) => cpuSeconds(p) - cpu0[i]);
     const [{ n: got }] = await query<{ n: number }>(c, 'select count(*)::int as n from walgen');
     await stopCluster(c, 'immediate');
     const log = fs.readFileSync(c.logFile, 'utf8');
@@ -423,8 +458,10 @@ async function replayPhase(b: Bench): Promise<ReplayRow[]> {
     if (got !== expectedRows) throw new Error(`${setup.what}: recovery ended with ${got} rows of ${expectedRows}: it stopped before the end of the archive (log: ${path.join(BENCH_DIR, `replay-${rows.length + 1}.log`)})`);
     const replayed = (log.match(/restored log file "[0-9A-F]{24}" from archive/g) ?? []).length;
     const viaNode = setup.agentName ? b.agents.get(setup.agentName)!.findLogs('archive-get request from the client', mark).length : undefined;
-    rows.push({ what: setup.what, segments: replayed, seconds, viaNode });
-    console.log(`[bench] replay, ${setup.what}: ${replayed} segments in ${seconds.toFixed(1)} s (${(replayed / seconds).toFixed(1)}/s)${viaNode === undefined ? '' : `, ${viaNode} requests started Node`}`);
+    const perSegment = (cpuS: number) => `${(cpuS * 1000 / Math.max(1, replayed)).toFixed(0)} ms`;
+    const cpu = [`PostgreSQL (replay and restore_command) ${perSegment(pgCpu)}`, ...(pids.length ? [`agent ${perSegment(toolCpu[0])}`, `server ${perSegment(toolCpu[1])}`] : [])].join(', ');
+    rows.push({ what: setup.what, segments: replayed, seconds, viaNode, cpu });
+    console.log(`[bench] replay, ${setup.what}: ${replayed} segments in ${seconds.toFixed(1)} s (${(replayed / seconds).toFixed(1)}/s)${viaNode === undefined ? '' : `, ${viaNode} requests started Node`} (CPU per segment: ${cpu})`);
   }
   await fsp.rm(restoreDir, { recursive: true, force: true });
   return rows;
@@ -488,6 +525,10 @@ function report(o: { calls: CallRow[]; startup: Record<string, number>; drain: D
     '| archive-get | segments | seconds | segments/s | requests that started Node |',
     '|---|---:|---:|---:|---:|',
     ...o.replay.map((r) => `| ${r.what} | ${r.segments} | ${r.seconds.toFixed(1)} | ${(r.segments / r.seconds).toFixed(1)} | ${r.viaNode ?? '-'} |`),
+    '',
+    'CPU per segment replayed (PostgreSQL: its startup process, which replays, and the restore_command processes it ran, pgBackRest sync\'s included; pgBackRest async\'s fetching runs in a process of its own that is not counted):',
+    '',
+    ...o.replay.map((r) => `- ${r.what}: ${r.cpu}`),
     '',
   ]);
   const prefetch = o.replay[0];

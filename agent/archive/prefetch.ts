@@ -62,8 +62,10 @@ export class WalPrefetcher {
   private readonly watch: DirWatch;
 
   constructor(private readonly ctx: AgentContext, private readonly spool: Spool, private readonly options: PrefetchOptions,
-    private readonly pool: CodecPool) {
-    this.watch = new DirWatch(spool.inDir, 250, () => this.tick());
+    private readonly codecs: () => CodecPool) {
+    // what matters is the shell taking a file to PostgreSQL (or a segment appearing), not the
+    // agent's own temp files and marks: every write into a temp file is an event
+    this.watch = new DirWatch(spool.inDir, 250, () => this.tick(), (name) => !name.startsWith('.') && !/\.(pending|missing)$/.test(name));
   }
 
   start(): void {
@@ -78,7 +80,7 @@ export class WalPrefetcher {
   async get(walName: string, dest: string): Promise<boolean> {
     const name = validateWalFileName(walName);
     this.lastUse = Date.now();
-    if (this.options.queueMax <= 0 || !isSegmentName(name)) return getWal(this.ctx, name, dest, this.pool);
+    if (this.options.queueMax <= 0 || !isSegmentName(name)) return getWal(this.ctx, name, dest, this.codecs());
     await this.inflight.get(name);
     if (fs.existsSync(this.spool.in(name))) {
       await moveFile(this.spool.in(name), dest);
@@ -88,7 +90,7 @@ export class WalPrefetcher {
     }
     // not prefetched: recovery starts here (or moved to another timeline or position)
     await this.restartAt(name);
-    const found = await getWal(this.ctx, name, dest, this.pool);
+    const found = await getWal(this.ctx, name, dest, this.codecs());
     if (found) {
       this.segmentSize ||= (await fsp.stat(dest)).size;
       this.next ??= nextSegmentName(name, this.segmentSize);
@@ -175,7 +177,7 @@ export class WalPrefetcher {
     const started = Date.now();
     const work = (async () => {
       try {
-        const found = await getWal(this.ctx, name, downloaded, this.pool, false);
+        const found = await getWal(this.ctx, name, downloaded, this.codecs(), false);
         downloadedNow();
         this.ctx.log.debug({ wal: name, found, ms: Date.now() - started }, 'WAL prefetch');
         if (found) {
@@ -233,7 +235,7 @@ export class WalPrefetcher {
       if (fs.existsSync(this.spool.in(name))) return;
       const missingMark = this.spool.in(`${name}.missing`);
       try {
-        if (await getWal(this.ctx, name, this.spool.in(name), this.pool, false)) await this.spool.unmark(missingMark);
+        if (await getWal(this.ctx, name, this.spool.in(name), this.codecs(), false)) await this.spool.unmark(missingMark);
         else await this.spool.mark(missingMark, `${process.pid}\n`);
       } catch {
         await this.spool.unmark(missingMark);

@@ -6,9 +6,8 @@ import { isPartialName, isSegmentName, readWalLongHeader, WAL_LONG_HEADER_SIZE }
 import type { WalUpload } from '../../shared/generated/pgrepo/v1/WalUpload';
 import type { ArchivePushResult__Output } from '../../shared/generated/pgrepo/v1/ArchivePushResult';
 import type { AgentContext } from '../context';
-import type { CodecPool } from '../../shared/stream/codec-pool';
-import { readFileChunks } from '../../shared/stream/parallel';
-import { uploadChunks } from '../transfer/upload';
+import { upload } from '../transfer/upload';
+import type { WalThreads } from './wal-threads';
 
 /** The system identifier and version magic a segment carries, so the server can refuse a foreign cluster's WAL. */
 function segmentIdentity(file: string): { system_id: string; wal_magic: number } {
@@ -25,17 +24,19 @@ function segmentIdentity(file: string): { system_id: string; wal_magic: number }
 
 /**
  * Sends one WAL file; resolves only when the server has it durable (fsynced) in the repository.
- * Its 1 MiB chunks are compressed into independent frames by the pool's worker threads, so
- * segments in flight at once (archive-async) use several cores and the event loop stays free.
+ * A WAL thread reads, checksums and compresses the file into independent 1 MiB frames, so the
+ * segments in flight at once (archive-async) each use a core and the event loop only sends.
  */
-export async function pushWal(ctx: AgentContext, file: string, pool: CodecPool): Promise<ArchivePushResult__Output> {
+export async function pushWal(ctx: AgentContext, file: string, threads: WalThreads): Promise<ArchivePushResult__Output> {
   const name = validateWalFileName(path.basename(file));
   if (!fs.existsSync(file)) throw new UserError(`WAL file ${file} does not exist`);
   const identity = isSegmentName(name) || isPartialName(name) ? segmentIdentity(file) : { system_id: '', wal_magic: 0 };
-  const { result } = await uploadChunks<WalUpload, ArchivePushResult__Output>((cb) => ctx.client.ArchivePush(cb), {
-    header: { header: { stanza: ctx.stanza, name, ...identity, compress_type: ctx.walCompressType } },
-    toData: (data) => ({ data }),
-    toTrailer: (c) => ({ trailer: { size: c.original.size, checksum: c.original.checksum, repo_checksum: c.stored.checksum, repo_size: c.stored.size } }),
-  }, readFileChunks(file), { type: ctx.walCompressType, level: ctx.walCompressLevel, pool });
+  const packed = threads.pack(file, ctx.walCompressType, ctx.walCompressLevel);
+  const header: WalUpload = { header: { stanza: ctx.stanza, name, ...identity, compress_type: ctx.walCompressType } };
+  const { result } = await upload<WalUpload, ArchivePushResult__Output, void>((cb) => ctx.client.ArchivePush(cb), header, async (write) => {
+    for await (const frame of packed) await write({ data: frame });
+    const c = packed.checksums!;
+    await write({ trailer: { size: c.original.size, checksum: c.original.checksum, repo_checksum: c.stored.checksum, repo_size: c.stored.size } });
+  }, () => packed.cancel());
   return result;
 }

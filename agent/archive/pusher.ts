@@ -7,7 +7,7 @@ import type { AgentContext } from '../context';
 import { pushWal } from './push';
 import { DirWatch } from './dir-watch';
 import { archiveStatusDir, queueBytes, readyWalFiles, walFilePath } from './ready-queue';
-import type { CodecPool } from '../../shared/stream/codec-pool';
+import type { WalThreads } from './wal-threads';
 import type { DropJournal } from './dropped';
 import type { Spool } from './spool';
 import { requestProblem, takeShellRequests } from './shell-requests';
@@ -51,7 +51,7 @@ async function sameFile(a: string, b: string): Promise<boolean> {
  * shell entry point's request file) or the Node client, and marks each segment in the spool
  * once it is durable (`out/<wal>.ok`), which is the shell's answer. With archive-async it also
  * reads ahead: it watches pg_wal/archive_status and pushes the ready segments `processMax` at a
- * time (each compressing on its own thread of zlib's pool, all on one HTTP/2 connection), so the
+ * time (each read, checksummed and compressed on a WAL thread of its own, all sent on one HTTP/2 connection), so the
  * shell finds the mark already there. A mark is removed once PostgreSQL has marked the segment
  * done. When the server is unreachable the read-ahead retries with back-off; nothing is lost,
  * because PostgreSQL keeps every unacknowledged segment.
@@ -71,7 +71,7 @@ export class ArchivePusher {
   private spoolWarned = false;
 
   constructor(private readonly ctx: AgentContext, private readonly options: PushOptions, private readonly spool: Spool,
-    private readonly dropped: DropJournal, private readonly pool: CodecPool) {
+    private readonly dropped: DropJournal, private readonly threads: WalThreads) {
     if (options.marks) {
       this.watches.push(new DirWatch(archiveStatusDir(ctx.pgPath), 1000, () => this.kick()));
       // in the spool only the shell's requests matter, not the agent's own marks
@@ -225,7 +225,7 @@ export class ArchivePusher {
     const entry = { file, work: undefined as unknown as Promise<PushOutcome> };
     entry.work = (async (): Promise<PushOutcome> => {
       try {
-        const result = await pushWal(this.ctx, file, this.pool);
+        const result = await pushWal(this.ctx, file, this.threads);
         // .ok before .pending goes, so the shell always sees one of them
         if (marks) {
           await this.spool.unmark(this.spool.out(`${name}.error`));

@@ -1,4 +1,5 @@
 import { CodecPool } from '../../shared/stream/codec-pool';
+import { WalThreads } from './wal-threads';
 import type { AgentContext } from '../context';
 import { ArchivePusher } from './pusher';
 import { WalPrefetcher } from './prefetch';
@@ -30,10 +31,14 @@ export function startArchiving(ctx: AgentContext, o: ArchivingOptions): { start(
     marks = false;
   }
   const dropped = new DropJournal(ctx, spool.dir, o.pushQueueMax);
-  // compresses and decompresses WAL on process-max worker threads (idle threads keep nothing alive)
-  const pool = new CodecPool(o.processMax);
-  const pusher = new ArchivePusher(ctx, { async: o.async, marks, processMax: o.processMax, queueMax: o.pushQueueMax }, spool, dropped, pool);
-  const prefetcher = new WalPrefetcher(ctx, spool, { queueMax: prefetchBytes, processMax: o.processMax, idleMs: 60_000, recheckMs: 1000 }, pool);
+  // WAL files are packed for archive-push (read, checksummed, compressed) a whole file per task on
+  // process-max threads, and decompressed for archive-get on process-max codec threads, each
+  // started on first use (a primary never restores, a restore target never pushes; idle threads keep nothing alive)
+  const threads = new WalThreads(o.processMax);
+  let pool: CodecPool | undefined;
+  const codecs = () => (pool ??= new CodecPool(o.processMax));
+  const pusher = new ArchivePusher(ctx, { async: o.async, marks, processMax: o.processMax, queueMax: o.pushQueueMax }, spool, dropped, threads);
+  const prefetcher = new WalPrefetcher(ctx, spool, { queueMax: prefetchBytes, processMax: o.processMax, idleMs: 60_000, recheckMs: 1000 }, codecs);
   ctx.archive = { pusher, prefetcher };
   return {
     async start() {
@@ -46,7 +51,8 @@ export function startArchiving(ctx: AgentContext, o: ArchivingOptions): { start(
       prefetcher.stop();
       dropped.stop();
       spool.close();
-      void pool.close();
+      void pool?.close();
+      void threads.close();
     },
   };
 }

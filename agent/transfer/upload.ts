@@ -38,7 +38,7 @@ export interface ChunkObserver {
  * back-pressure). Resolves with the server's answer once it has made the upload durable; if the
  * server gives up early, the body stops instead of waiting for a drain that never comes.
  */
-async function upload<M, R, T>(open: OpenCall<M, R>, header: M, body: (write: (msg: M) => Promise<void>) => Promise<T>,
+export async function upload<M, R, T>(open: OpenCall<M, R>, header: M, body: (write: (msg: M) => Promise<void>) => Promise<T>,
   abort: () => void): Promise<{ result: R; value: T }> {
   let call!: grpc.ClientWritableStream<M>;
   const result = new Promise<R>((resolve, reject) => {
