@@ -16,6 +16,8 @@ export interface AgentContext {
   socketPath: string;
   walCompressType: string;
   walCompressLevel: number;
+  /** compress-level-network: with compress-type none, WAL travels lz4-compressed at this level (0: as stored) */
+  walNetworkLevel: number;
   /** the command line that runs this agent's archive-get, for restore_command */
   archiveGetCommand: string;
   /** test only (--test-backup-file-delay-ms): pause after each backup file so a test can interrupt a backup half way */

@@ -55,6 +55,7 @@ export async function runDaemon(argv: string[]): Promise<number | void> {
     socketPath,
     walCompressType,
     walCompressLevel: options.int('compress-level') ?? defaultCompressLevel(walCompressType),
+    walNetworkLevel: options.int('compress-level-network')!,
     archiveGetCommand: archiveCommand('get', socketPath, spoolPath, stanza),
     archivePushCommand: archiveCommand('push', socketPath, spoolPath, stanza),
     testBackupFileDelayMs: options.int('test-backup-file-delay-ms')!,

@@ -21,6 +21,7 @@ export const AGENT_OPTIONS: OptionSpec[] = [
   ...tlsOptions('db1.example.com'),
   { name: 'compress-type', type: 'string', default: DEFAULT_COMPRESS_TYPE, choices: COMPRESS_TYPES, description: 'compression of WAL pushed to the repository' },
   { name: 'compress-level', type: 'int', min: 0, defaultText: 'zst 3, lz4 1, gz 6', description: 'compression level of WAL' },
+  { name: 'compress-level-network', type: 'int', default: 1, min: 0, max: 12, description: 'with compress-type none: WAL travels to the server lz4-compressed at this level and is stored uncompressed (0 = send it as stored)' },
   { name: 'test-backup-file-delay-ms', type: 'int', default: 0, min: 0, flagOnly: true, description: 'FOR TESTS ONLY: pause this long after each file a backup sends, so a test can kill a backup half way; never set it in production' },
   { name: 'test-restore-file-delay-ms', type: 'int', default: 0, min: 0, flagOnly: true, description: 'FOR TESTS ONLY: pause this long after each file a restore writes, so a test can act during a restore; never set it in production' },
   { name: 'archive-async', type: 'bool', default: false, description: 'ship WAL ahead of archive_command: watch pg_wal/archive_status and push ready segments in parallel, so archive-push answers from the spool' },

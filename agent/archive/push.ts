@@ -31,8 +31,9 @@ export async function pushWal(ctx: AgentContext, file: string, threads: WalThrea
   const name = validateWalFileName(path.basename(file));
   if (!fs.existsSync(file)) throw new UserError(`WAL file ${file} does not exist`);
   const identity = isSegmentName(name) || isPartialName(name) ? segmentIdentity(file) : { system_id: '', wal_magic: 0 };
-  const packed = threads.pack(file, ctx.walCompressType, ctx.walCompressLevel);
-  const header: WalUpload = { header: { stanza: ctx.stanza, name, ...identity, compress_type: ctx.walCompressType } };
+  const wire = ctx.walCompressType === 'none' && ctx.walNetworkLevel > 0 ? { type: 'lz4' as const, level: ctx.walNetworkLevel } : undefined;
+  const packed = threads.pack(file, ctx.walCompressType, ctx.walCompressLevel, wire);
+  const header: WalUpload = { header: { stanza: ctx.stanza, name, ...identity, compress_type: ctx.walCompressType, wire_compress_type: wire?.type ?? '' } };
   const { result } = await upload<WalUpload, ArchivePushResult__Output, void>((cb) => ctx.client.ArchivePush(cb), header, async (write) => {
     for await (const frame of packed) await write({ data: frame });
     const c = packed.checksums!;

@@ -5,13 +5,23 @@ import { UserError } from '../../shared/errors';
 import type { StoredChecksums } from '../../shared/stream/pipeline';
 
 export type WalTask =
-  | { op: 'pack'; id: number; file: string; type: string; level: number; window: number }
+  | { op: 'pack'; id: number; file: string; type: string; level: number; window: number; wire?: WireCompression }
   | { op: 'credit' | 'cancel'; id: number };
 
 export type WalReply =
   | { id: number; frame: Uint8Array }
   | { id: number; done: StoredChecksums }
   | { id: number; error: string; code?: string };
+
+/**
+ * How a file of compress-type none travels: frames of this type, which the server decompresses
+ * before storing (pgBackRest's compress-level-network), so the original bytes, three times the
+ * size, do not cross TLS and HTTP/2 on both ends.
+ */
+export interface WireCompression {
+  type: 'lz4';
+  level: number;
+}
 
 /** Frames a WAL thread may have handed over that the sender has not taken yet. */
 const WINDOW = 4;
@@ -129,13 +139,13 @@ export class WalThreads {
 
   constructor(private readonly size: number) {}
 
-  /** Reads, checksums and compresses `file` on a WAL thread. */
-  pack(file: string, type: string, level: number): PackedWal {
+  /** Reads, checksums and compresses `file` on a WAL thread (`wire`: for compress-type none only). */
+  pack(file: string, type: string, level: number, wire?: WireCompression): PackedWal {
     if (this.closed) throw new UserError('the WAL threads are closed');
     const thread = this.pick();
     const id = this.nextId++;
     const job = new PackedWal(id, thread);
-    thread.start(job, { op: 'pack', id, file, type, level, window: WINDOW });
+    thread.start(job, { op: 'pack', id, file, type, level, window: WINDOW, ...(wire ? { wire } : {}) });
     return job;
   }
 

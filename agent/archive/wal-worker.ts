@@ -21,8 +21,8 @@ interface Job {
 }
 
 const jobs = new Map<number, Job>();
-// chunks of a compressed file are read into this one buffer (the frame is new memory); with
-// compress-type none the chunk itself is sent, so it gets memory of its own
+// chunks are read into this one buffer when what is sent is new memory (a frame); a chunk sent
+// as it is (compress-type none, uncompressed on the wire) gets memory of its own
 const readBuffer = Buffer.allocUnsafeSlow(FRAME_SIZE);
 
 const post = (reply: WalReply, transfer: ArrayBuffer[] = []) => parentPort!.postMessage(reply, transfer);
@@ -43,22 +43,24 @@ async function pack(task: Extract<WalTask, { op: 'pack' }>, job: Job): Promise<v
   const fd = fs.openSync(task.file, 'r');
   try {
     const none = task.type === 'none';
+    // compress-type none stores the original bytes; they may still travel compressed (wire)
+    const wire = none ? task.wire : undefined;
     const original = createHash('sha1');
     // stored bytes are the original ones without compression: one hash serves both
     const stored = none ? original : createHash('sha1');
     let originalSize = 0;
     let storedSize = 0;
     for (let first = true; ; first = false) {
-      const buffer = none ? Buffer.allocUnsafeSlow(FRAME_SIZE) : readBuffer;
+      const buffer = none && !wire ? Buffer.allocUnsafeSlow(FRAME_SIZE) : readBuffer;
       const n = readChunk(fd, buffer);
       // an empty file is one empty chunk, so it is still one (empty) frame; the file is read to its end as it is now
       if (n === 0 && !first) break;
       const chunk = buffer.subarray(0, n);
       original.update(chunk);
       originalSize += n;
-      const frame = none ? chunk : encodeFrame(task.type, task.level, chunk);
+      const frame = wire ? encodeFrame(wire.type, wire.level, chunk) : none ? chunk : encodeFrame(task.type, task.level, chunk);
       if (!none) stored.update(frame);
-      storedSize += frame.length;
+      storedSize += none ? n : frame.length;
       while (job.credits === 0 && !job.cancelled) await new Promise<void>((resolve) => { job.wake = resolve; });
       if (job.cancelled) return;
       job.credits--;

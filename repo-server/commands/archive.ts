@@ -12,6 +12,7 @@ import type { ServerContext } from '../context';
 import { authorizeStanza, type Caller } from '../service/guard';
 import { parseWalFileName, walDirKey, walFileName } from '../repo/layout';
 import { receiveIntoTemp } from './receive-file';
+import { unwire } from './archive-wire';
 
 export interface ArchivedWal {
   key: string;
@@ -39,6 +40,7 @@ export async function archivePush(ctx: ServerContext, call: AsyncIterable<WalUpl
   if (!header) throw new StatusError(grpc.status.INVALID_ARGUMENT, 'archive-push: the first message must be the header');
   const stanza = authorizeStanza(ctx, caller, header.stanza);
   const walName = validateWalFileName(header.name);
+  const data = unwire(messages, header.compress_type, header.wire_compress_type, `archive-push ${walName}`);
   const info = await ctx.store.archiveInfo(stanza);
   if (isSegmentName(walName) || walName.endsWith('.partial')) {
     const version = walMagicToVersion(header.wal_magic) ?? `unknown (WAL magic 0x${header.wal_magic.toString(16)})`;
@@ -54,7 +56,7 @@ export async function archivePush(ctx: ServerContext, call: AsyncIterable<WalUpl
   try {
     const temp = await ctx.storage.openTemp(`${walDirKey(stanza, archId, walName)}/${walName}.incoming`);
     try {
-      const trailer = await receiveIntoTemp(messages, temp, `archive-push ${walName}`);
+      const trailer = await receiveIntoTemp(data, temp, `archive-push ${walName}`);
       const existing = await findArchivedWal(ctx, stanza, archId, walName);
       if (existing) {
         if (existing.checksum === trailer.checksum) {

@@ -2,7 +2,8 @@
  * Issue 5 end to end: archive-async with the shell entry point on a real cluster.
  * WAL is shipped ahead of archive_command and archive_command answers from the spool without
  * starting Node; the server goes away mid-burst and archiving catches up with nothing lost; a
- * restore replays all of it, mostly from the prefetch spool; .history, .partial and .backup
+ * restore replays all of it, mostly from the prefetch spool; with compress-type none segments
+ * are stored byte for byte (they travel lz4-compressed); .history, .partial and .backup
  * files round-trip; a segment of another PostgreSQL version is refused naming both; and
  * archive-push-queue-max drops WAL, says so, and info and verify show the gap.
  */
@@ -98,6 +99,21 @@ describe('WAL archiving at production rate (archive-async, spool, queue-max, pre
     await waitUntil('the marks of archived segments to be removed', () => names.every((n) => !fs.existsSync(path.join(outDir(fx), `${n}.ok`))), { timeoutMs: 30_000 });
     s.shipped = names;
   }, 180_000);
+
+  step('compress-type none: the segments travel lz4-compressed (compress-level-network) and are stored as PostgreSQL wrote them', async () => {
+    const fx = fixture();
+    const c = fx.cluster1;
+    await fx.restartAgent1([...ASYNC, '--compress-type', 'none']);
+    const names = await burst(c, 2);
+    await waitForArchived(c, names[names.length - 1]);
+    const repo = repoWal(fx);
+    for (const n of names) {
+      const stored = repo.get(n)!;
+      expect(path.basename(stored.file), 'no codec extension').toBe(`${n}-${stored.sha1}`);
+      expect(fs.readFileSync(stored.file).equals(fs.readFileSync(path.join(c.dir, 'pg_wal', n))), `${n} stored byte for byte`).toBe(true);
+    }
+    await fx.restartAgent1(ASYNC);
+  });
 
   step('server down mid-burst: the agent retries with back-off and catches up with nothing lost', async () => {
     const fx = fixture();

@@ -3,7 +3,8 @@
  * stored bytes, compression into independent frames, on a thread): for every compress-type the
  * frames decompress to the file, the checksums are those of the file and of the frames, one
  * frame per 1 MiB (an empty file is one frame), several files at once on two threads come out
- * whole, and a file that cannot be read fails its pack with the reason.
+ * whole, a file that cannot be read fails its pack with the reason, and compress-type none with
+ * wire compression sends lz4 frames whose content is the file.
  */
 import { createHash, randomBytes } from 'node:crypto';
 import fs from 'node:fs';
@@ -13,7 +14,7 @@ import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createDecompressor } from '../../shared/stream/compress';
-import { FRAME_SIZE } from '../../shared/stream/frame-codec';
+import { decodeFrame, FRAME_SIZE } from '../../shared/stream/frame-codec';
 import { WalThreads } from '../../agent/archive/wal-threads';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pgrepo-wal-threads-'));
@@ -64,6 +65,18 @@ describe('WAL threads', () => {
       else expect(stored.length).toBeLessThan(segment.length);
     });
   }
+
+  it('pack none with wire compression: lz4 frames on the wire, checksums of the file as stored (uncompressed)', async () => {
+    const packed = threads.pack(fileWith('seg-wire', segment), 'none', 0, { type: 'lz4', level: 1 });
+    const frames: Buffer[] = [];
+    for await (const f of packed) frames.push(f);
+    expect(frames).toHaveLength(5);
+    expect(frames.map((f) => decodeFrame('lz4', f).length)).toEqual([...Array(4).fill(FRAME_SIZE), 12345]);
+    expect(Buffer.concat(frames.map((f) => decodeFrame('lz4', f))).equals(segment)).toBe(true);
+    expect(Buffer.concat(frames).length).toBeLessThan(segment.length);
+    expect(packed.checksums!.original).toEqual({ size: segment.length, checksum: sha1(segment) });
+    expect(packed.checksums!.stored).toEqual(packed.checksums!.original);
+  });
 
   it('an empty file is one frame; a file of exactly 1 MiB is one frame', async () => {
     const empty = await pack(fileWith('empty', Buffer.alloc(0)), 'zst', 3);
