@@ -7,8 +7,8 @@ import type { WalTask, WalReply } from './wal-threads';
 
 /**
  * A WAL thread (wal-threads.ts): packs whole WAL files. It reads the file, takes the SHA-1 of
- * the original bytes and of the stored ones and compresses each FRAME_SIZE chunk into its own
- * frame, all here, and hands the frames to the main thread as they are ready (moved, not
+ * the original bytes (the repository names the file by it) and compresses each FRAME_SIZE chunk
+ * into its own frame, all here, and hands the frames to the main thread as they are ready (moved, not
  * copied), at most `window` ahead of what the main thread has sent. A 16 MiB segment thus costs
  * the main thread a few messages instead of its reading, hashing and a round trip per chunk,
  * and the segments in flight each keep a core busy.
@@ -46,8 +46,6 @@ async function pack(task: Extract<WalTask, { op: 'pack' }>, job: Job): Promise<v
     // compress-type none stores the original bytes; they may still travel compressed (wire)
     const wire = none ? task.wire : undefined;
     const original = createHash('sha1');
-    // stored bytes are the original ones without compression: one hash serves both
-    const stored = none ? original : createHash('sha1');
     let originalSize = 0;
     let storedSize = 0;
     for (let first = true; ; first = false) {
@@ -59,7 +57,6 @@ async function pack(task: Extract<WalTask, { op: 'pack' }>, job: Job): Promise<v
       original.update(chunk);
       originalSize += n;
       const frame = wire ? encodeFrame(wire.type, wire.level, chunk) : none ? chunk : encodeFrame(task.type, task.level, chunk);
-      if (!none) stored.update(frame);
       storedSize += none ? n : frame.length;
       while (job.credits === 0 && !job.cancelled) await new Promise<void>((resolve) => { job.wake = resolve; });
       if (job.cancelled) return;
@@ -68,7 +65,10 @@ async function pack(task: Extract<WalTask, { op: 'pack' }>, job: Job): Promise<v
       if (n < FRAME_SIZE) break;
     }
     const o = digest(original, originalSize);
-    post({ id: task.id, done: { original: o, stored: none ? { ...o, size: storedSize } : digest(stored, storedSize) } });
+    // compressed bytes are not hashed here: the server takes the SHA-1 of what it receives (and only
+    // compares the size with the trailer's, as for a backup's files); stored bytes that are the
+    // original ones have the original's
+    post({ id: task.id, done: { original: o, stored: none ? { ...o, size: storedSize } : { size: storedSize, checksum: '' } } });
   } finally {
     fs.closeSync(fd);
   }

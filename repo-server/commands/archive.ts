@@ -56,7 +56,13 @@ export async function archivePush(ctx: ServerContext, call: AsyncIterable<WalUpl
   try {
     const temp = await ctx.storage.openTemp(`${walDirKey(stanza, archId, walName)}/${walName}.incoming`);
     try {
-      const trailer = await receiveIntoTemp(data, temp, `archive-push ${walName}`);
+      // compressed WAL: no record keeps the stored bytes' SHA-1 and the agent sends none (TLS guards
+      // the transfer; archive-get and verify check the original's against the name); WAL stored as
+      // it is is checked against the name here
+      const trailer = await receiveIntoTemp(data, temp, `archive-push ${walName}`, { hash: header.compress_type === 'none' });
+      if (header.compress_type === 'none' && trailer.repo_checksum !== trailer.checksum) {
+        throw new StatusError(grpc.status.DATA_LOSS, `archive-push ${walName}: the bytes received have SHA-1 ${trailer.repo_checksum}, but the agent named the file by ${trailer.checksum}; nothing was stored`);
+      }
       const existing = await findArchivedWal(ctx, stanza, archId, walName);
       if (existing) {
         if (existing.checksum === trailer.checksum) {

@@ -19,21 +19,22 @@ export interface ReceivedTrailer {
  * agent does, to spare its main thread) and then only the size is compared.
  */
 export async function receiveIntoTemp<M extends { part?: string; data?: Buffer; trailer?: ReceivedTrailer | null }>(
-  messages: AsyncIterator<M>, temp: TempFile, what: string,
+  messages: AsyncIterator<M>, temp: TempFile, what: string, opts: { hash?: boolean } = {},
 ): Promise<ReceivedTrailer> {
-  const hash = createHash('sha1');
+  // hash: false when nothing records the stored bytes' SHA-1 and the sender sends none: only the size is checked
+  const hash = opts.hash === false ? undefined : createHash('sha1');
   let received = 0;
   for (;;) {
     const { value, done } = await messages.next();
     if (done) throw new StatusError(grpc.status.ABORTED, `${what}: the upload ended before its trailer; nothing was stored`);
     if (value.part === 'data' && value.data) {
-      hash.update(value.data);
+      hash?.update(value.data);
       received += value.data.length;
       await temp.handle.write(value.data);
     } else if (value.part === 'trailer' && value.trailer) {
       const trailer = value.trailer;
-      const actual = hash.digest('hex');
-      if (trailer.repo_size !== received || (trailer.repo_checksum !== '' && trailer.repo_checksum !== actual)) {
+      const actual = hash ? hash.digest('hex') : '';
+      if (trailer.repo_size !== received || (hash && trailer.repo_checksum !== '' && trailer.repo_checksum !== actual)) {
         throw new StatusError(grpc.status.DATA_LOSS,
           `${what}: received ${received} bytes with SHA-1 ${actual}, but the sender sent ${trailer.repo_size} bytes with SHA-1 ${trailer.repo_checksum}; nothing was stored`);
       }

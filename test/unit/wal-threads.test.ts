@@ -1,7 +1,7 @@
 /**
- * The WAL threads that pack a WAL file for archive-push (read, SHA-1 of the original and of the
- * stored bytes, compression into independent frames, on a thread): for every compress-type the
- * frames decompress to the file, the checksums are those of the file and of the frames, one
+ * The WAL threads that pack a WAL file for archive-push (read, SHA-1 of the original bytes,
+ * compression into independent frames, on a thread): for every compress-type the frames
+ * decompress to the file, the checksum is the file's and the stored size the frames', one
  * frame per 1 MiB (an empty file is one frame), several files at once on two threads come out
  * whole, a file that cannot be read fails its pack with the reason, and compress-type none with
  * wire compression sends lz4 frames whose content is the file.
@@ -59,7 +59,8 @@ describe('WAL threads', () => {
       const stored = Buffer.concat(frames);
       expect(frames).toHaveLength(5);
       expect(checksums.original).toEqual({ size: segment.length, checksum: sha1(segment) });
-      expect(checksums.stored).toEqual({ size: stored.length, checksum: sha1(stored) });
+      // compressed bytes are hashed by the server as they arrive, not here
+      expect(checksums.stored).toEqual({ size: stored.length, checksum: type === 'none' ? sha1(stored) : '' });
       expect((await decompress(type, stored)).equals(segment)).toBe(true);
       if (type === 'none') expect(stored.equals(segment)).toBe(true);
       else expect(stored.length).toBeLessThan(segment.length);
