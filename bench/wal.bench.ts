@@ -35,6 +35,7 @@ const parseCodecs = (s: string) => s.split(',').map((c) => { const [type, level]
 const CODECS = parseCodecs(env.BENCH_CODECS ?? 'gz:6,lz4:1,zst:3,none:0');
 const DRAIN_CODECS = parseCodecs(env.BENCH_DRAIN_CODECS ?? 'gz:6,zst:3');
 const PHASES = new Set((env.BENCH_PHASES ?? 'calls,drain,lag,replay').split(','));
+const FIGURES = env.BENCH_WAL_FIGURES ?? `${BENCH_DIR}-figures.json`;
 const STANZA = 'bench';
 const SEG = 16 * 1024 * 1024;
 const MiB = 1024 * 1024;
@@ -335,7 +336,7 @@ function tools(b: Bench): Tool[] {
   ];
 }
 
-interface DrainRow { codec: string; rates: Record<string, number>; cpu: Record<string, string> }
+interface DrainRow { codec: string; rates: Record<string, number>; cpu: Record<string, string>; runs: number; backlog: number; run?: string }
 
 /** One drain: pause archiving, build a backlog, resume, and time until PostgreSQL has archived it all. */
 async function drainOnce(b: Bench, tool: Tool, codec: Codec): Promise<{ rate: number; cpu: string }> {
@@ -380,7 +381,7 @@ async function drainPhase(b: Bench): Promise<DrainRow[]> {
       rates[name] = mid.rate;
       cpu[name] = mid.cpu;
     }
-    rows.push({ codec: codecName(codec), rates, cpu });
+    rows.push({ codec: codecName(codec), rates, cpu, runs: DRAIN_RUNS, backlog: BACKLOG });
   }
   return rows;
 }
@@ -491,12 +492,39 @@ async function replayPhase(b: Bench): Promise<ReplayRow[]> {
 
 // ---- the report --------------------------------------------------------------------------
 
-function report(o: { calls: CallRow[]; startup: Record<string, number>; drain: DrainRow[]; lag: LagRow[]; replay: ReplayRow[]; versions: string }): string {
+/**
+ * The figures of every phase, kept across runs (BENCH_WAL_FIGURES, beside the bench directory,
+ * which each run empties): a run replaces the phases it measured (the drain codec by codec), so
+ * a full table can be measured in several runs short enough to hold the machine-wide lock for.
+ */
+interface Figures {
+  versions?: string;
+  calls?: { rows: CallRow[]; startup: Record<string, number>; run: string };
+  drain?: Record<string, DrainRow>;
+  lag?: { rows: LagRow[]; run: string; seconds: number; codec: string };
+  replay?: { rows: ReplayRow[]; run: string; segments: number; codec: string };
+}
+
+function loadFigures(): Figures {
+  if (env.BENCH_WAL_FRESH === '1' || !fs.existsSync(FIGURES)) return {};
+  return JSON.parse(fs.readFileSync(FIGURES, 'utf8')) as Figures;
+}
+
+/** When and under what load a phase ran: the 1-minute load average at its start and end. */
+async function measured<T>(what: () => Promise<T>): Promise<{ value: T; run: string }> {
+  const start = os.loadavg()[0];
+  const value = await what();
+  return { value, run: `${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC, load average ${start.toFixed(1)} at the start, ${os.loadavg()[0].toFixed(1)} at the end` };
+}
+
+function report(f: Figures): string {
   const ratio = (a: number, b: number) => (b ? (a / b).toFixed(2) : '-');
+  const o = { calls: f.calls?.rows ?? [], startup: f.calls?.startup ?? {}, drain: Object.values(f.drain ?? {}), lag: f.lag?.rows ?? [], replay: f.replay?.rows ?? [] };
   const lines = [
     `## WAL archiving: pgrepo vs pgBackRest (npm run bench:wal)`,
     '',
-    o.versions,
+    f.versions ?? '',
+    'The machine is shared: within a phase the tools take turns, row by row, to meet the same conditions; each phase says when it ran and the load average.',
     '',
   ];
   if (o.calls.length) lines.push(...[
@@ -517,9 +545,11 @@ function report(o: { calls: CallRow[]; startup: Record<string, number>; drain: D
     '',
     `Async: the call for a segment the agent (pgBackRest: its async process) has already pushed; at ${ms(o.startup.sh)} ms a call, PostgreSQL's serial archive_command keeps up with ${Math.floor(1e6 / o.startup.sh)} segments/s.`,
     '',
+    `Measured ${f.calls!.run}.`,
+    '',
   ]);
   if (o.drain.length) lines.push(...[
-    `### Drain of a backlog of ${BACKLOG} segments written by pgbench -i (segments/s, median of ${DRAIN_RUNS} runs taken in turns; process-max ${PROCESS_MAX} in async mode; ratio = pgrepo / pgBackRest, above 1 = pgrepo faster)`,
+    `### Drain of a backlog written by pgbench -i (segments/s, median of the runs taken in turns; process-max ${PROCESS_MAX} in async mode; ratio = pgrepo / pgBackRest, above 1 = pgrepo faster)`,
     '',
     '| codec | pgrepo sync | pgBackRest sync | ratio | pgrepo async | pgBackRest async | ratio |',
     '|---|---:|---:|---:|---:|---:|---:|',
@@ -532,17 +562,21 @@ function report(o: { calls: CallRow[]; startup: Record<string, number>; drain: D
     '',
     ...o.drain.map((r) => `- ${r.codec}: sync ${r.cpu['pgrepo sync']}; async ${r.cpu['pgrepo async']}`),
     '',
+    ...o.drain.map((r) => `- ${r.codec}: median of ${r.runs} run${r.runs === 1 ? '' : 's'} of a ${r.backlog}-segment backlog per set-up, measured ${r.run}.`),
+    '',
   ]);
   if (o.lag.length) lines.push(...[
-    `### Archive lag under pgbench load (${LOAD_SECONDS} s, pgbench -c 4 -j 2, ${codecName(DRAIN_CODECS[0])}; lag = current WAL position minus the end of the last archived segment, sampled every 0.5 s; under 16 MiB nothing complete waits: it is the segment being written)`,
+    `### Archive lag under pgbench load (${f.lag?.seconds} s, pgbench -c 4 -j 2, ${f.lag?.codec}; lag = current WAL position minus the end of the last archived segment, sampled every 0.5 s; under 16 MiB nothing complete waits: it is the segment being written)`,
     '',
     '| set-up | tps | WAL MiB/s | max lag MiB | mean lag MiB |',
     '|---|---:|---:|---:|---:|',
     ...o.lag.map((r) => `| ${r.tool} | ${r.tps.toFixed(0)} | ${r.walMiBs.toFixed(1)} | ${r.maxLagMiB.toFixed(1)} | ${r.meanLagMiB.toFixed(1)} |`),
     '',
+    `Measured ${f.lag?.run}.`,
+    '',
   ]);
   if (o.replay.length) lines.push(...[
-    `### Recovery replay through restore_command (${REPLAY} segments of bulk inserts, ${codecName(DRAIN_CODECS[0])}; time from pg_ctl start to the end of recovery)`,
+    `### Recovery replay through restore_command (${f.replay?.segments} segments of bulk inserts, ${f.replay?.codec}; time from pg_ctl start to the end of recovery)`,
     '',
     '| archive-get | segments | seconds | segments/s | requests that started Node |',
     '|---|---:|---:|---:|---:|',
@@ -551,6 +585,8 @@ function report(o: { calls: CallRow[]; startup: Record<string, number>; drain: D
     'CPU per segment replayed (PostgreSQL: its startup process, which replays, and the restore_command processes it ran, pgBackRest sync\'s included; pgBackRest async\'s fetching runs in a process of its own that is not counted):',
     '',
     ...o.replay.map((r) => `- ${r.what}: ${r.cpu}`),
+    '',
+    `Measured ${f.replay?.run}.`,
     '',
   ]);
   const prefetch = o.replay[0];
@@ -565,7 +601,6 @@ afterAll(() => runCleanups(), 600_000);
 
 it('WAL archiving: pgrepo vs pgBackRest', async () => {
   await ensurePgbackrest();
-  const startLoad = os.loadavg()[0];
   // a cluster left running by an interrupted run goes first
   if (fs.existsSync(path.join(BENCH_DIR, 'pg', 'postmaster.pid'))) await stopCluster(clusterAt({ dir: path.join(BENCH_DIR, 'pg'), port: 0, socketDir: '' }), 'immediate');
   await fsp.rm(BENCH_DIR, { recursive: true, force: true, maxRetries: 5 });
@@ -605,12 +640,26 @@ it('WAL archiving: pgrepo vs pgBackRest', async () => {
     `Repositories on local disk (${BENCH_DIR}); pgrepo over mutual TLS on loopback.`,
   ].join('\n');
 
-  const { rows: calls, startup } = PHASES.has('calls') ? await oneCallPhase(b, files) : { rows: [], startup: {} };
-  const drain = PHASES.has('drain') ? await drainPhase(b) : [];
-  const lag = PHASES.has('lag') ? await lagPhase(b) : [];
-  const replay = PHASES.has('replay') ? await replayPhase(b) : [];
-  const load = `Load average (1 min) at the start ${startLoad.toFixed(1)}, at the end ${os.loadavg()[0].toFixed(1)}: the machine is shared, so the tools are run one after the other, row by row, to meet the same conditions.`;
-  const section = report({ calls, startup, drain, lag, replay, versions: `${versions}\n${load}` });
+  const figures = loadFigures();
+  figures.versions = versions;
+  if (PHASES.has('calls')) {
+    const { value, run } = await measured(() => oneCallPhase(b, files));
+    figures.calls = { ...value, run };
+  }
+  if (PHASES.has('drain')) {
+    const { value, run } = await measured(() => drainPhase(b));
+    for (const row of value) figures.drain = { ...figures.drain, [row.codec]: { ...row, run } };
+  }
+  if (PHASES.has('lag')) {
+    const { value, run } = await measured(() => lagPhase(b));
+    figures.lag = { rows: value, run, seconds: LOAD_SECONDS, codec: codecName(DRAIN_CODECS[0]) };
+  }
+  if (PHASES.has('replay')) {
+    const { value, run } = await measured(() => replayPhase(b));
+    figures.replay = { rows: value, run, segments: REPLAY, codec: codecName(DRAIN_CODECS[0]) };
+  }
+  fs.writeFileSync(FIGURES, JSON.stringify(figures, null, 1));
+  const section = report(figures);
   console.log(`\n${section}`);
   writeResultsSection('wal', section);
 }, 4 * 3_600_000);
