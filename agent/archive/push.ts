@@ -7,7 +7,7 @@ import type { WalUpload } from '../../shared/generated/pgrepo/v1/WalUpload';
 import type { ArchivePushResult__Output } from '../../shared/generated/pgrepo/v1/ArchivePushResult';
 import type { AgentContext } from '../context';
 import { upload } from '../transfer/upload';
-import type { WalThreads } from './wal-threads';
+import type { WalThreads, WireCompression } from './wal-threads';
 
 /** The system identifier and version magic a segment carries, so the server can refuse a foreign cluster's WAL. */
 function segmentIdentity(file: string): { system_id: string; wal_magic: number } {
@@ -22,6 +22,11 @@ function segmentIdentity(file: string): { system_id: string; wal_magic: number }
   }
 }
 
+/** compress-level-network: how WAL of compress-type none travels (undefined: as it is stored). */
+export function wireCompression(ctx: AgentContext): WireCompression | undefined {
+  return ctx.walCompressType === 'none' && ctx.walNetworkLevel > 0 ? { type: 'lz4', level: ctx.walNetworkLevel } : undefined;
+}
+
 /**
  * Sends one WAL file; resolves only when the server has it durable (fsynced) in the repository.
  * A WAL thread reads, checksums and compresses the file into independent 1 MiB frames, so the
@@ -31,7 +36,7 @@ export async function pushWal(ctx: AgentContext, file: string, threads: WalThrea
   const name = validateWalFileName(path.basename(file));
   if (!fs.existsSync(file)) throw new UserError(`WAL file ${file} does not exist`);
   const identity = isSegmentName(name) || isPartialName(name) ? segmentIdentity(file) : { system_id: '', wal_magic: 0 };
-  const wire = ctx.walCompressType === 'none' && ctx.walNetworkLevel > 0 ? { type: 'lz4' as const, level: ctx.walNetworkLevel } : undefined;
+  const wire = wireCompression(ctx);
   const packed = threads.pack(file, ctx.walCompressType, ctx.walCompressLevel, wire);
   const header: WalUpload = { header: { stanza: ctx.stanza, name, ...identity, compress_type: ctx.walCompressType, wire_compress_type: wire?.type ?? '' } };
   const { result } = await upload<WalUpload, ArchivePushResult__Output, void>((cb) => ctx.client.ArchivePush(cb), header, async (write) => {

@@ -63,6 +63,8 @@ export class ArchivePusher {
   private readonly marked = new Map<string, { file: string; message: string; at: number; seenReady: boolean }>();
   private readonly watches: DirWatch[] = [];
   private scanning = false;
+  private kickQueued = false;
+  private requestsWaiting = true;
   private rescan = false;
   private retryAt = 0;
   private backoffMs = 1000;
@@ -75,7 +77,10 @@ export class ArchivePusher {
     if (options.marks) {
       this.watches.push(new DirWatch(archiveStatusDir(ctx.pgPath), 1000, () => this.kick()));
       // in the spool only the shell's requests matter, not the agent's own marks
-      this.watches.push(new DirWatch(spool.outDir, 1000, () => this.kick(), (name) => name.endsWith('.request')));
+      this.watches.push(new DirWatch(spool.outDir, 1000, () => {
+        this.requestsWaiting = true;
+        this.kick();
+      }, (name) => name.endsWith('.request')));
     }
   }
 
@@ -127,7 +132,21 @@ export class ArchivePusher {
     this.marked.set(name, { file, message, at: Date.now(), seenReady: false });
   }
 
+  /**
+   * A look at the ready queue and the spool's requests, once for all the events of one turn of
+   * the event loop: PostgreSQL's rename of a .ready to .done is two events, and in a drain
+   * there is one rename and one finished push per segment.
+   */
   private kick(): void {
+    if (this.kickQueued) return;
+    this.kickQueued = true;
+    setImmediate(() => {
+      this.kickQueued = false;
+      this.look();
+    });
+  }
+
+  private look(): void {
     if (this.scanning) {
       this.rescan = true;
       return;
@@ -146,7 +165,12 @@ export class ArchivePusher {
     const ready = await readyWalFiles(this.ctx.pgPath);
     const readySet = new Set(ready);
     await this.tidyMarks(readySet);
-    for (const r of await takeShellRequests(this.spool)) this.answer(r.name, r.walPath);
+    // the spool is read for requests only when one was written (or on the watch's heartbeat):
+    // in a drain it holds a mark per segment PostgreSQL has not taken yet
+    if (this.requestsWaiting) {
+      this.requestsWaiting = false;
+      for (const r of await takeShellRequests(this.spool)) this.answer(r.name, r.walPath);
+    }
     if (!this.options.async) return;
     const unmarked = ready.filter((n) => !this.marked.has(n));
     if (this.options.queueMax > 0) {

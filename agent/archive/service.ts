@@ -5,6 +5,7 @@ import { ArchivePusher } from './pusher';
 import { WalPrefetcher } from './prefetch';
 import { DropJournal } from './dropped';
 import { Spool } from './spool';
+import { wireCompression } from './push';
 
 export interface ArchivingOptions {
   spoolPath: string;
@@ -42,6 +43,11 @@ export function startArchiving(ctx: AgentContext, o: ArchivingOptions): { start(
   ctx.archive = { pusher, prefetcher };
   return {
     async start() {
+      // a primary that archives ahead pushes at once: its WAL threads are made ready first
+      if (o.async) {
+        const wire = wireCompression(ctx);
+        await threads.warm(wire?.type ?? ctx.walCompressType, wire?.level ?? ctx.walCompressLevel);
+      }
       dropped.start();
       pusher.start();
       prefetcher.start();

@@ -6,6 +6,7 @@ import type { StoredChecksums } from '../../shared/stream/pipeline';
 
 export type WalTask =
   | { op: 'pack'; id: number; file: string; type: string; level: number; window: number; wire?: WireCompression }
+  | { op: 'warm'; id: number; type: string; level: number }
   | { op: 'credit' | 'cancel'; id: number };
 
 export type WalReply =
@@ -149,6 +150,20 @@ export class WalThreads {
     return job;
   }
 
+  /**
+   * Starts every thread and has each load the codec (archive-async, when the agent starts), so
+   * that the first segments of a backlog do not wait for a thread to boot (tens of milliseconds).
+   */
+  async warm(type: string, level: number): Promise<void> {
+    while (!this.closed && this.threads.length < Math.max(1, this.size)) this.threads.push(this.newThread());
+    await Promise.all(this.threads.map(async (thread) => {
+      const id = this.nextId++;
+      const job = new PackedWal(id, thread);
+      thread.start(job, { op: 'warm', id, type, level });
+      for await (const _ of job) { /* no frames: it ends when the codec is loaded */ }
+    }));
+  }
+
   async close(): Promise<void> {
     this.closed = true;
     const threads = this.threads.splice(0);
@@ -160,11 +175,15 @@ export class WalThreads {
     const idle = this.threads.find((t) => t.jobs.size === 0);
     if (idle) return idle;
     if (this.threads.length < Math.max(1, this.size)) {
-      const thread = new Thread(workerScript(), (t, err) => this.gone(t, err));
+      const thread = this.newThread();
       this.threads.push(thread);
       return thread;
     }
     return this.threads.reduce((a, b) => (b.jobs.size < a.jobs.size ? b : a));
+  }
+
+  private newThread(): Thread {
+    return new Thread(workerScript(), (t, err) => this.gone(t, err));
   }
 
   private gone(thread: Thread, err: Error): void {

@@ -75,6 +75,16 @@ async function pack(task: Extract<WalTask, { op: 'pack' }>, job: Job): Promise<v
 }
 
 parentPort!.on('message', (task: WalTask) => {
+  if (task.op === 'warm') {
+    const none = { size: 0, checksum: '' };
+    try {
+      encodeFrame(task.type, task.level, Buffer.alloc(1)); // loads the codec's native module
+      post({ id: task.id, done: { original: none, stored: none } });
+    } catch (err) {
+      post({ id: task.id, error: (err as Error).message });
+    }
+    return;
+  }
   if (task.op !== 'pack') {
     const job = jobs.get(task.id);
     if (!job) return;

@@ -99,6 +99,13 @@ describe('WAL threads', () => {
     }
   });
 
+  it('warm starts the threads with their codec loaded; an unknown codec fails with the reason; packing goes on', async () => {
+    await threads.warm('zst', 3);
+    await expect(threads.warm('brotli', 1)).rejects.toThrow(/brotli/);
+    const data = walLike(FRAME_SIZE + 7);
+    expect((await pack(fileWith('warmed', data), 'zst', 3)).checksums.original.checksum).toBe(sha1(data));
+  });
+
   it('a file that cannot be read fails its pack with the reason', async () => {
     await expect(pack(path.join(dir, 'no-such-file'), 'zst', 3)).rejects.toThrow(/no-such-file/);
     // the thread goes on working
