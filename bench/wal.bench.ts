@@ -353,7 +353,7 @@ async function drainOnce(b: Bench, tool: Tool, codec: Codec): Promise<{ rate: nu
   let t0 = Date.now();
   if (tool.pause) {
     command = await tool.setup(codec);
-    t0 = Date.parse(String(b.agents.get('real')!.findLogs('agent started').pop()!.time));
+    t0 = Date.parse(String((await b.agents.get('real')!.waitForLog('agent started', 60_000)).time));
   }
   const pids = tool.name.startsWith('pgrepo') ? [b.agents.get('real')!.child.pid!, b.serverPid] : [];
   const cpu0 = pids.map((p) => cpuSeconds(p));
