@@ -162,15 +162,16 @@ export class ArchivePusher {
   }
 
   private async scan(): Promise<void> {
-    const ready = await readyWalFiles(this.ctx.pgPath);
-    const readySet = new Set(ready);
-    await this.tidyMarks(readySet);
     // the spool is read for requests only when one was written (or on the watch's heartbeat):
-    // in a drain it holds a mark per segment PostgreSQL has not taken yet
+    // in a drain it holds a mark per segment PostgreSQL has not taken yet. Requests go first:
+    // PostgreSQL waits on them (sync mode)
     if (this.requestsWaiting) {
       this.requestsWaiting = false;
       for (const r of await takeShellRequests(this.spool)) this.answer(r.name, r.walPath);
     }
+    const ready = await readyWalFiles(this.ctx.pgPath);
+    const readySet = new Set(ready);
+    await this.tidyMarks(readySet);
     if (!this.options.async) return;
     const unmarked = ready.filter((n) => !this.marked.has(n));
     if (this.options.queueMax > 0) {

@@ -97,14 +97,17 @@ plain_name() {
 }
 
 # Polls in 10 ms steps; without a sub-second sleep, go straight to the Node client. Each step
-# costs a fork of sleep (~0.75 ms of CPU), so the first 20 ms of a push the agent does because
-# we asked (sync mode: PostgreSQL waits for exactly this answer) go in 2 ms steps, and every
-# other wait (archive-async's read-ahead, prefetch) in 10 ms steps, leaving the cores to the agent.
+# costs a fork of sleep (~0.75 ms of CPU), so a push the agent does because we asked (sync mode:
+# PostgreSQL waits for exactly this answer, 40-200 ms for a 16 MiB segment) is polled in 2 ms
+# steps for its first 10 and then in 5 ms steps, and every other wait (archive-async's
+# read-ahead, prefetch) in 10 ms steps, leaving the cores to the agent.
 nap() {
-  if [ -n "${asked-}" ] && [ "$waited" -lt 10 ]; then
+  if [ -z "${asked-}" ]; then
+    sleep 0.01 2>/dev/null
+  elif [ "$waited" -lt 10 ]; then
     sleep 0.002 2>/dev/null
   else
-    sleep 0.01 2>/dev/null
+    sleep 0.005 2>/dev/null
   fi
 }
 
@@ -160,7 +163,8 @@ if [ "$command" = push ]; then
         exit 1
       fi
       if [ -e "$out/$name.pending" ]; then
-        limit=1000   # the agent is shipping it: wait (~10 s at most), that beats starting Node
+        # the agent is shipping it: wait (~10 s at most), that beats starting Node
+        if [ -n "$asked" ]; then limit=2000; else limit=1000; fi
       elif [ -z "$asked" ]; then
         # ask the agent through the spool; a dead agent is asked through the Node client, which says so
         agent_alive || break
