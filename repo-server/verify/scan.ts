@@ -5,12 +5,13 @@ import { archiveId } from '../../shared/info/archive-info';
 import { parseManifest, type Manifest } from '../../shared/info/manifest';
 import type { BackupInfo, BackupInfoEntry } from '../../shared/info/backup-info';
 import type { PgDb } from '../../shared/info/pg-db';
-import { forEachLimited, ProgressReporter } from '../../shared/progress';
+import { ProgressReporter } from '../../shared/progress';
 import type { Progress } from '../../shared/generated/pgrepo/v1/Progress';
 import type { VerifyProblem } from '../../shared/generated/pgrepo/v1/VerifyProblem';
 import type { ServerContext } from '../context';
 import { archiveIdDirKey, manifestKey, parseWalFileName, storedLocation } from '../repo/layout';
-import { checkStoredFile } from './check-file';
+import { judgeStoredFile } from './check-file';
+import { sumAll } from './sums-pool';
 import { checkInfoPair } from './info-pair';
 import { problem, type ArchiveScan, type FileJob } from './model';
 import type { SegmentRange } from './wal-ranges';
@@ -101,12 +102,16 @@ export class RepositoryScan {
     return [...this.users].filter(([, users]) => users.has(label)).map(([key]) => this.jobs.get(key)!);
   }
 
+  /** Reads every file on `processMax` threads (sums-pool.ts) and judges it. */
   async run(processMax: number, progress: (p: Progress) => void, cancelled: () => boolean): Promise<void> {
-    const jobs = [...this.jobs.values()];
+    const jobs = [...this.jobs.values()].map((job) => ({
+      job, bytes: job.bytes,
+      req: { path: this.ctx.storage.path(job.read?.key ?? job.key), range: job.read?.range, compressType: job.compressType, headBytes: job.wal ? WAL_LONG_HEADER_SIZE : 0 },
+    }));
     const reporter = new ProgressReporter(jobs.reduce((n, j) => n + j.bytes, 0), jobs.length, progress);
-    await forEachLimited(jobs, processMax, async (job) => {
-      job.result = await checkStoredFile(this.ctx.storage.path(job.read?.key ?? job.key), job.compressType, job.expected, job.wal ? WAL_LONG_HEADER_SIZE : 0, job.read?.range);
-      reporter.add(job.bytes);
+    await sumAll(jobs, processMax, (done, sums) => {
+      done.forEach(({ job }, i) => (job.result = judgeStoredFile(sums[i], job.compressType, job.expected)));
+      reporter.add(done.reduce((n, j) => n + j.bytes, 0), done.length);
     }, cancelled);
     if (cancelled()) throw new StatusError(grpc.status.CANCELLED, 'verify was cancelled');
     reporter.flush();

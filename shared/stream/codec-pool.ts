@@ -38,13 +38,23 @@ export function transferable(b: Uint8Array): ArrayBuffer[] {
   return b.buffer instanceof ArrayBuffer && b.buffer.byteLength > Buffer.poolSize ? [b.buffer] : [];
 }
 
-// dist/shared/stream/codec-worker.js; when this module runs from TypeScript sources (tests), the built copy
-function workerScript(): string {
-  const beside = path.join(__dirname, 'codec-worker.js');
+// the project's root: dist/ when running built, the checkout when running from TypeScript sources
+const ROOT = path.resolve(__dirname, '..', '..');
+
+/**
+ * The script of a worker thread, `file` beside the module in `dir` (its __dirname): there when
+ * running built; when running from TypeScript sources (tests), its built copy under dist/.
+ */
+export function workerScriptPath(dir: string, file: string): string {
+  const beside = path.join(dir, file);
   if (fs.existsSync(beside)) return beside;
-  const built = path.resolve(__dirname, '..', '..', 'dist', 'shared', 'stream', 'codec-worker.js');
+  const built = path.join(ROOT, 'dist', path.relative(ROOT, dir), file);
   if (fs.existsSync(built)) return built;
-  throw new Error(`the codec worker is not built (${beside}): run npm run build`);
+  throw new Error(`the worker thread's script is not built (${beside}): run npm run build`);
+}
+
+function workerScript(): string {
+  return workerScriptPath(__dirname, 'codec-worker.js');
 }
 
 /** A frame that does not compress or decompress: on restore, a damaged repository copy. */
