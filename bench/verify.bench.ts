@@ -64,9 +64,9 @@ async function benchCluster(name: ClusterName): Promise<{ rows: Row[]; descripti
           rows.push({ cluster: name, p, tool: 'pgrepo', wall: m.wall, cpu: m.cpu, dataBytes: m.result.bytes_checked, repoBytes: pgrepoRepo });
         };
         const pgbackrest = async () => {
-          const t = await br(['verify', `--process-max=${p}`, '--log-level-console=info']);
-          // what it checked, in its own words (its INFO result lines)
-          if (run === 0) console.log(`[bench] pgbackrest verify p${p} says: ${t.stdout.split('\n').filter((l) => /status|checked/.test(l)).join(' / ')}`);
+          const t = await br(['verify', `--process-max=${p}`, '--output=text', '--verbose']);
+          // what it checked, in its own words
+          if (run === 0) console.log(`[bench] pgbackrest verify p${p} says: ${t.stdout.replace(/\s+/g, ' ').slice(0, 600)}`);
           rows.push({ cluster: name, p, tool: 'pgBackRest', wall: t.wall, cpu: t.cpu, dataBytes: 0, repoBytes: brRepo });
         };
         // taking turns, so neither always meets the warmer page cache

@@ -85,7 +85,7 @@ export function analyzeBackup(b: BackupInfoEntry, manifest: string, files: FileJ
   for (const job of files) {
     report.files = Number(report.files) + 1;
     const p = job.result?.problem;
-    if (p) report.problems!.push(problem(p.kind, job.key, p.detail));
+    if (p) report.problems!.push(problem(p.kind, job.key, job.name ? `${job.name}: ${p.detail}` : p.detail));
     else report.valid = Number(report.valid) + 1;
   }
   if (b.archiveStart && b.archiveStop) {

@@ -13,6 +13,8 @@ export interface FileJob {
   key: string;
   /** where its bytes are read, when that is not `key`: a range of a bundle */
   read?: { key: string; range?: { start: number; length: number } };
+  /** the file's name in the manifest, when the key does not say it (a file inside a bundle) */
+  name?: string;
   compressType: string;
   expected: Expected;
   /** stored bytes, for progress */

@@ -65,7 +65,7 @@ export class RepositoryScan {
         this.infoProblems.push(problem('manifest', key, `files (${f.name}, ...) reference backup ${f.reference}, which is not in backup.info`));
       }
       this.addJob({
-        key: fileKey, read: stored.range ? stored : undefined, compressType: f.compressType, bytes: f.repoSize,
+        key: fileKey, read: stored.range ? stored : undefined, name: stored.range ? f.name : undefined, compressType: f.compressType, bytes: f.repoSize,
         expected: { checksum: f.checksum, size: f.size, repoChecksum: f.repoChecksum, repoSize: f.repoSize },
       }, b.label);
     }

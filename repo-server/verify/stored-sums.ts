@@ -124,9 +124,8 @@ async function readFramed(r: Reader, type: string, stored: Sums, original: Sums,
     while (pending.length > upTo) original.update(await pending.shift()!);
   };
   for (;;) {
-    const before = r.len;
     const n = r.fill();
-    stored.update(r.buf.subarray(before, before + n));
+    stored.update(r.buf.subarray(r.len - n, r.len));
     for (;;) {
       const view = r.buf.subarray(r.pos, r.len);
       const length = frameLength(type, view, view.length);
