@@ -17,6 +17,12 @@ export interface SumsRequest {
   compressType: string;
   /** keep this many first bytes of the original (a WAL segment's header) */
   headBytes: number;
+  /**
+   * Only half the work, so that two threads can share one large file: 'stored' hashes the bytes
+   * as stored (the original's fields are then empty), 'original' decodes and hashes the original
+   * (the stored checksum is then empty). Both by default.
+   */
+  part?: 'stored' | 'original';
 }
 
 export interface StoredSums {
@@ -43,6 +49,15 @@ const MAX_FRAME = 64 * 1024 * 1024;
 /** Decoded frames waiting, in order, to be hashed: bounds memory while helpers work. */
 const WINDOW = 8;
 const YIELD_EVERY = 8;
+
+/** Counts what passes. */
+class Count {
+  size = 0;
+
+  update(b: Uint8Array): void {
+    this.size += b.length;
+  }
+}
 
 /** SHA-1, size and the first bytes of what passes, in order. */
 class Sums {
@@ -105,7 +120,7 @@ class Reader {
   }
 }
 
-function readPlain(r: Reader, stored: Sums): void {
+function readPlain(r: Reader, stored: Sums | Count): void {
   while (r.fill() > 0) {
     stored.update(r.buf.subarray(0, r.len));
     r.pos = r.len;
@@ -117,7 +132,7 @@ function readPlain(r: Reader, stored: Sums): void {
  * helping thread) and hashed in order. Returns false at the first bytes that are not a frame this
  * reader can delimit: the caller then streams the whole file instead.
  */
-async function readFramed(r: Reader, type: string, stored: Sums, original: Sums, offload?: Offload): Promise<boolean> {
+async function readFramed(r: Reader, type: string, stored: Sums | Count, original: Sums, offload?: Offload): Promise<boolean> {
   const pending: Array<Uint8Array | Promise<Uint8Array>> = [];
   let frames = 0;
   const drain = async (upTo: number) => {
@@ -178,15 +193,18 @@ export async function storedSums(req: SumsRequest, scratch: Buffer, offload?: Of
   let fd: number | undefined;
   try {
     fd = fs.openSync(req.path, 'r');
-    const stored = new Sums(req.compressType === 'none' ? req.headBytes : 0);
-    if (req.compressType === 'none') {
-      readPlain(new Reader(fd, req.range, scratch), stored);
+    const reader = new Reader(fd, req.range, scratch);
+    if (req.compressType === 'none' || req.part === 'stored') {
+      const stored = new Sums(req.compressType === 'none' ? req.headBytes : 0);
+      readPlain(reader, stored);
       const checksum = stored.checksum();
-      return { storedSize: stored.size, storedChecksum: checksum, originalSize: stored.size, originalChecksum: checksum, head: stored.head() };
+      const original = req.compressType === 'none' ? { originalSize: stored.size, originalChecksum: checksum, head: stored.head() } : { originalSize: 0, originalChecksum: '' };
+      return { storedSize: stored.size, storedChecksum: checksum, ...original };
     }
+    const stored = req.part === 'original' ? new Count() : new Sums();
     const original = new Sums(req.headBytes);
-    if (!(await readFramed(new Reader(fd, req.range, scratch), req.compressType, stored, original, offload))) return await readStreamed(req);
-    return { storedSize: stored.size, storedChecksum: stored.checksum(), originalSize: original.size, originalChecksum: original.checksum(), head: original.head() };
+    if (!(await readFramed(reader, req.compressType, stored, original, offload))) return await readStreamed(req);
+    return { storedSize: stored.size, storedChecksum: stored instanceof Sums ? stored.checksum() : '', originalSize: original.size, originalChecksum: original.checksum(), head: original.head() };
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
     return { storedSize: 0, storedChecksum: '', originalSize: 0, originalChecksum: '', error: { code: e.code, message: e.message } };

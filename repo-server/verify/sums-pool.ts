@@ -15,7 +15,7 @@ const BATCH_FILE_BYTES = 1024 * 1024;
 /** A batch holds at most this many stored bytes, and at most BATCH_FILES files. */
 const BATCH_BYTES = 8 * 1024 * 1024;
 const BATCH_FILES = 1000;
-/** A file at least this large (stored) is worth lending an idle thread to. */
+/** A file at least this large (stored) is worth lending an idle thread to, or splitting. */
 const HELP_BYTES = 16 * 1024 * 1024;
 
 export interface SumsJob {
@@ -24,10 +24,47 @@ export interface SumsJob {
   bytes: number;
 }
 
-interface Batch<J> {
+interface Item<J> {
+  job: J;
+  part?: SumsRequest['part'];
+}
+
+export interface Batch<J> {
   id: number;
-  jobs: J[];
+  items: Item<J>[];
   bytes: number;
+  /** one large file whose frames an idle thread can decode */
+  helpable: boolean;
+}
+
+/**
+ * Largest first; small files in batches of neighbours (the files of one bundle together). With
+ * several threads, a file too large to balance whole (more than half a thread's share) goes out
+ * as two halves: the stored bytes' hash, and the decoding and hash of the original.
+ */
+export function batches<J extends SumsJob>(jobs: J[], threads: number): Batch<J>[] {
+  const out: Batch<J>[] = [];
+  const total = jobs.reduce((n, j) => n + j.bytes, 0);
+  const single = (j: J, part?: Item<J>['part']) => out.push({ id: 0, items: [{ job: j, part }], bytes: j.bytes, helpable: j.bytes >= HELP_BYTES && j.req.compressType !== 'none' && part !== 'stored' });
+  for (const j of jobs.filter((x) => x.bytes >= BATCH_FILE_BYTES)) {
+    if (threads > 1 && j.bytes >= HELP_BYTES && j.bytes > total / (2 * threads) && j.req.compressType !== 'none') {
+      single(j, 'original');
+      single(j, 'stored');
+    } else {
+      single(j);
+    }
+  }
+  const small = jobs.filter((j) => j.bytes < BATCH_FILE_BYTES)
+    .sort((a, b) => a.req.path.localeCompare(b.req.path) || (a.req.range?.start ?? 0) - (b.req.range?.start ?? 0));
+  let current: Batch<J> | undefined;
+  for (const j of small) {
+    if (!current || current.bytes + j.bytes > BATCH_BYTES || current.items.length >= BATCH_FILES) out.push((current = { id: 0, items: [], bytes: 0, helpable: false }));
+    current.items.push({ job: j });
+    current.bytes += j.bytes;
+  }
+  out.sort((a, b) => b.bytes - a.bytes); // stable: a file's 'original' half goes out before its 'stored' half
+  out.forEach((b, i) => (b.id = i + 1));
+  return out;
 }
 
 interface Thread<J> {
@@ -38,21 +75,25 @@ interface Thread<J> {
   helpers: number;
 }
 
-/** Largest first; small files in batches of neighbours (the files of one bundle together). */
-export function batches<J extends SumsJob>(jobs: J[]): Batch<J>[] {
-  const out: Batch<J>[] = [];
-  const small = jobs.filter((j) => j.bytes < BATCH_FILE_BYTES)
-    .sort((a, b) => a.req.path.localeCompare(b.req.path) || (a.req.range?.start ?? 0) - (b.req.range?.start ?? 0));
-  for (const j of jobs) if (j.bytes >= BATCH_FILE_BYTES) out.push({ id: 0, jobs: [j], bytes: j.bytes });
-  let current: Batch<J> | undefined;
-  for (const j of small) {
-    if (!current || current.bytes + j.bytes > BATCH_BYTES || current.jobs.length >= BATCH_FILES) out.push((current = { id: 0, jobs: [], bytes: 0 }));
-    current.jobs.push(j);
-    current.bytes += j.bytes;
+/** The halves of split files, joined once both are back. */
+class Halves<J> {
+  private readonly first = new Map<J, StoredSums>();
+
+  /** The whole file's sums once `part`'s other half is in too; undefined until then. */
+  join(job: J, part: 'stored' | 'original', sums: StoredSums): StoredSums | undefined {
+    const other = this.first.get(job);
+    if (!other) {
+      this.first.set(job, sums);
+      return undefined;
+    }
+    this.first.delete(job);
+    const [stored, original] = part === 'stored' ? [sums, other] : [other, sums];
+    return {
+      storedSize: stored.storedSize, storedChecksum: stored.storedChecksum,
+      originalSize: original.originalSize, originalChecksum: original.originalChecksum, head: original.head,
+      error: original.error ?? stored.error,
+    };
   }
-  out.sort((a, b) => b.bytes - a.bytes);
-  out.forEach((b, i) => (b.id = i + 1));
-  return out;
 }
 
 /**
@@ -60,7 +101,8 @@ export function batches<J extends SumsJob>(jobs: J[]): Batch<J>[] {
  * finishes. Stops handing out work once `cancelled()`; the threads end with the call.
  */
 export async function sumAll<J extends SumsJob>(jobs: J[], size: number, done: (jobs: J[], sums: StoredSums[]) => void, cancelled: () => boolean): Promise<void> {
-  const queue = batches(jobs);
+  const queue = batches(jobs, size);
+  const halves = new Halves<J>();
   if (queue.length === 0) return;
   const script = workerScriptPath(__dirname, 'sums-worker.js');
   const threads: Thread<J>[] = [];
@@ -73,7 +115,7 @@ export async function sumAll<J extends SumsJob>(jobs: J[], size: number, done: (
         if (batch) {
           t.batch = batch;
           running++;
-          send(t, { kind: 'sums', id: batch.id, files: batch.jobs.map((j) => j.req) });
+          send(t, { kind: 'sums', id: batch.id, files: batch.items.map((i) => ({ ...i.job.req, part: i.part })) });
           return;
         }
         if (running === 0) {
@@ -81,7 +123,7 @@ export async function sumAll<J extends SumsJob>(jobs: J[], size: number, done: (
           return;
         }
         // nothing left to start: help the thread with the largest file that has the fewest helpers
-        const owner = threads.filter((o) => o.batch && o.batch.jobs.length === 1 && o.batch.bytes >= HELP_BYTES)
+        const owner = threads.filter((o) => o.batch?.helpable)
           .sort((a, b) => a.helpers - b.helpers || b.batch!.bytes - a.batch!.bytes)[0];
         if (!owner) return;
         const { port1, port2 } = new MessageChannel();
@@ -98,8 +140,17 @@ export async function sumAll<J extends SumsJob>(jobs: J[], size: number, done: (
           const batch = t.batch!;
           t.batch = undefined;
           running--;
+          const finished: J[] = [];
+          const sums: StoredSums[] = [];
+          batch.items.forEach((item, i) => {
+            const whole = item.part ? halves.join(item.job, item.part, m.sums[i]) : m.sums[i];
+            if (whole) {
+              finished.push(item.job);
+              sums.push(whole);
+            }
+          });
           try {
-            done(batch.jobs, m.sums);
+            if (finished.length) done(finished, sums);
           } catch (err) {
             reject(err);
             return;

@@ -81,13 +81,16 @@ describe('verify: sums of stored files', () => {
   it('batches small files of a bundle together, largest work first', () => {
     const job = (p: string, start: number, bytes: number) => ({ req: { path: p, range: { start, length: bytes }, compressType: 'zst', headBytes: 0 }, bytes });
     const jobs = [job('b', 10, 10), job('big', 0, 5 << 20), job('a', 0, 10), job('b', 0, 10), ...Array.from({ length: 1500 }, (_, i) => job('c', i * 10, 10))];
-    const out = batches(jobs);
-    expect(out[0].jobs.map((j) => j.req.path)).toEqual(['big']);
-    expect(out.slice(1).map((b) => b.jobs.length)).toEqual([1000, 503]);
-    expect(out[1].jobs.slice(0, 3).map((j) => [j.req.path, j.req.range.start])).toEqual([['a', 0], ['b', 0], ['b', 10]]);
+    const out = batches(jobs, 1);
+    expect(out[0].items.map((i) => [i.job.req.path, i.part])).toEqual([['big', undefined]]);
+    expect(out.slice(1).map((b) => b.items.length)).toEqual([1000, 503]);
+    expect(out[1].items.slice(0, 3).map((i) => [i.job.req.path, i.job.req.range.start])).toEqual([['a', 0], ['b', 0], ['b', 10]]);
+    // on two threads a file of more than a quarter of the work is split in halves, the original's first; a 5 MiB file is not worth it
+    const huge = job('huge', 0, 64 << 20);
+    expect(batches([huge, ...jobs], 2).slice(0, 3).map((b) => [b.items[0].job.req.path, b.items[0].part, b.helpable])).toEqual([['huge', 'original', true], ['huge', 'stored', false], ['big', undefined, false]]);
   });
 
-  it('the pool of threads (an idle one helping with a large file) agrees with one thread', async () => {
+  it('the pool of threads (large files split in halves, idle threads decoding for others) agrees with one thread', async () => {
     const big = original(20);
     const reqs: Array<{ req: SumsRequest; bytes: number; stored: Buffer; orig: Buffer }> = [];
     const add = (name: string, type: string, orig: Buffer) => {
