@@ -115,8 +115,8 @@ export interface Tools {
   stop(): Promise<void>;
 }
 
-/** Starts the cluster (stopped) and both tools on it, in an emptied `workDir`. */
-export async function startTools(workDir: string, bench: BenchCluster): Promise<Tools> {
+/** Starts the cluster (stopped) and both tools on it, in an emptied `workDir`; `serverArgs` go to pgrepo-server. */
+export async function startTools(workDir: string, bench: BenchCluster, serverArgs: string[] = []): Promise<Tools> {
   if (!fs.existsSync('/usr/bin/time')) await runOk('apt-get', ['install', '-y', '-qq', 'time'], { timeoutMs: 600_000 });
   await ensurePgbackrest();
   const { kind, cluster } = bench;
@@ -125,7 +125,7 @@ export async function startTools(workDir: string, bench: BenchCluster): Promise<
   const socketDir = cluster.socketDir;
   const certs = await makeCerts();
   const pgrepoRepo = await ownedDir(path.join(work, 'repo-pgrepo'));
-  const server = await startServer({ repoPath: pgrepoRepo, certs, auth: ['db1=agent:bench', 'db2=agent:bench', 'ops=admin'], logFile: path.join(work, 'server.log') });
+  const server = await startServer({ repoPath: pgrepoRepo, certs, auth: ['db1=agent:bench', 'db2=agent:bench', 'ops=admin'], logFile: path.join(work, 'server.log'), extraArgs: serverArgs });
   const agentSocket = path.join(socketDir, 'agent1.sock');
   const restoreRoot = await ownedDir(path.join(work, 'restore'));
   const pgrepoTarget = path.join(restoreRoot, 'pgrepo');

@@ -13,6 +13,7 @@ import { CLUSTER_NAMES, clusterKind, DEFAULT_SIZES, ensureCluster, type ClusterN
 import { du, loadAverage, measured, median } from './measure';
 import { writeResultsSection } from './results';
 import { ownedDir } from './setup';
+import { freePort } from '../test/harness/pg';
 
 const env = process.env;
 const BENCH_DIR = env.PGREPO_BENCH_DIR ?? '/var/tmp/pgrepo-bench';
@@ -36,6 +37,8 @@ interface Row {
   /** bytes of original data the verify read (the backup's files; WAL not counted) */
   dataBytes: number;
   repoBytes: number;
+  /** pgrepo: the longest the server's event loop was blocked during the verify (seconds) */
+  lag?: number;
 }
 
 interface VerifyJson { ok: boolean; bytes_checked: number; bytes_read: number; files_checked: number }
@@ -44,7 +47,13 @@ interface VerifyJson { ok: boolean; bytes_checked: number; bytes_read: number; f
 async function benchCluster(name: ClusterName): Promise<{ rows: Row[]; description: string }> {
   const socketDir = await ownedDir(path.join(BENCH_DIR, 'sock'));
   const bench = await ensureCluster(BENCH_DIR, clusterKind(name, DEFAULT_SIZES), socketDir);
-  const tools = await startTools(path.join(BENCH_DIR, 'run-verify'), bench);
+  // the server's Prometheus metrics: how long its event loop was blocked while verify ran
+  const metricsPort = await freePort();
+  const tools = await startTools(path.join(BENCH_DIR, 'run-verify'), bench, ['--metrics-listen', `127.0.0.1:${metricsPort}`]);
+  const loopLagMax = async () => {
+    const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+    return Number(/^pgrepo_server_nodejs_eventloop_lag_max_seconds (\S+)/m.exec(text)?.[1] ?? NaN);
+  };
   const { ctl, br, server, agent1, agent2 } = tools;
   const codecArgs = CODEC.type === 'none' ? [] : [CODEC.level];
   try {
@@ -59,9 +68,12 @@ async function benchCluster(name: ClusterName): Promise<{ rows: Row[]; descripti
     for (let run = 0; run < RUNS; run++) {
       for (const [i, p] of PROCESS_MAX.entries()) {
         const pgrepo = async () => {
+          await loopLagMax(); // each scrape starts the next maximum afresh
           const m = await measured(`pgrepo verify p${p}`, [server.proc], () => ctl<VerifyJson>(['verify', '--stanza', STANZA, '--process-max', String(p)]));
           expect(m.result.ok).toBe(true);
-          rows.push({ cluster: name, p, tool: 'pgrepo', wall: m.wall, cpu: m.cpu, dataBytes: m.result.bytes_checked, repoBytes: pgrepoRepo });
+          const lag = await loopLagMax();
+          console.log(`[bench] pgrepo verify p${p}: the server's event loop was blocked at most ${(lag * 1000).toFixed(0)} ms`);
+          rows.push({ cluster: name, p, tool: 'pgrepo', wall: m.wall, cpu: m.cpu, dataBytes: m.result.bytes_checked, repoBytes: pgrepoRepo, lag });
         };
         const pgbackrest = async () => {
           const t = await br(['verify', `--process-max=${p}`, '--output=text', '--verbose']);
@@ -83,8 +95,8 @@ async function benchCluster(name: ClusterName): Promise<{ rows: Row[]; descripti
 
 function table(rows: Row[]): string {
   const f = (n: number, d = 1) => n.toFixed(d);
-  const lines = ['| cluster | process-max | runs | pgrepo s | pgrepo MiB/s (repository) | pgrepo CPU s | pgBackRest s | pgBackRest MiB/s (repository) | pgBackRest CPU s | wall ratio pgrepo/pgBackRest | CPU ratio | pgrepo speed-up over p1 |',
-    '|---|---|---|---|---|---|---|---|---|---|---|---|'];
+  const lines = ['| cluster | process-max | runs | pgrepo s | pgrepo MiB/s (repository) | pgrepo CPU s | server event loop blocked at most, ms | pgBackRest s | pgBackRest MiB/s (repository) | pgBackRest CPU s | wall ratio pgrepo/pgBackRest | CPU ratio | pgrepo speed-up over p1 |',
+    '|---|---|---|---|---|---|---|---|---|---|---|---|---|'];
   for (const cluster of [...new Set(rows.map((r) => r.cluster))]) {
     const of = (tool: Row['tool'], p: number) => rows.filter((r) => r.cluster === cluster && r.tool === tool && r.p === p);
     const wall1 = median(of('pgrepo', Math.min(...PROCESS_MAX)).map((r) => r.wall));
@@ -92,7 +104,7 @@ function table(rows: Row[]): string {
       const a = of('pgrepo', p);
       const b = of('pgBackRest', p);
       const [aw, ac, bw, bc] = [median(a.map((r) => r.wall)), median(a.map((r) => r.cpu)), median(b.map((r) => r.wall)), median(b.map((r) => r.cpu))];
-      lines.push(`| ${cluster} | ${p} | ${a.length} | ${f(aw)} | ${f(a[0].repoBytes / MiB / aw, 0)} | ${f(ac)} | ${f(bw)} | ${f(b[0].repoBytes / MiB / bw, 0)} | ${f(bc)} | **${f(aw / bw, 2)}** | ${f(ac / bc, 2)} | ${f(wall1 / aw, 2)} |`);
+      lines.push(`| ${cluster} | ${p} | ${a.length} | ${f(aw)} | ${f(a[0].repoBytes / MiB / aw, 0)} | ${f(ac)} | ${f(Math.max(...a.map((r) => r.lag ?? NaN)) * 1000, 0)} | ${f(bw)} | ${f(b[0].repoBytes / MiB / bw, 0)} | ${f(bc)} | **${f(aw / bw, 2)}** | ${f(ac / bc, 2)} | ${f(wall1 / aw, 2)} |`);
     }
   }
   return lines.join('\n');
