@@ -7,6 +7,7 @@ import { createHash, type Hash } from 'node:crypto';
 import fs from 'node:fs';
 import { Readable, Writable } from 'node:stream';
 import { truncated } from '../../shared/stream/compress';
+import { RING_BUFFER_SIZE } from '../../shared/stream/buffer-ring';
 import { decodeFrame, frameLength, FRAME_SIZE } from '../../shared/stream/frame-codec';
 import { decompressStream } from '../../shared/stream/pipeline';
 
@@ -48,6 +49,8 @@ const READ_SIZE = 4 * FRAME_SIZE;
 const MAX_FRAME = 64 * 1024 * 1024;
 /** Decoded frames waiting, in order, to be hashed: bounds memory while helpers work. */
 const WINDOW = 8;
+/** Where frames decode to when they are hashed at once. */
+const decoded = Buffer.allocUnsafeSlow(RING_BUFFER_SIZE);
 const YIELD_EVERY = 8;
 
 /** Counts what passes. */
@@ -150,12 +153,14 @@ async function readFramed(r: Reader, type: string, stored: Sums | Count, origina
         break;
       }
       const frame = view.subarray(0, length);
-      if (offload?.ready()) {
+      // a frame that hardly shrank decodes as fast as it could be handed over: only others are worth a helper
+      if (length < FRAME_SIZE / 2 && offload?.ready()) {
         const elsewhere = offload.decode(type, Buffer.from(frame));
         elsewhere.catch(() => undefined); // awaited in order by drain
         pending.push(elsewhere);
       } else if (pending.length === 0) {
-        original.update(decodeFrame(type, frame));
+        // hashed at once: decoded into the same memory every time (a fresh 1 MiB per frame keeps the collector busy)
+        original.update(decodeFrame(type, frame, decoded));
       } else {
         // waits behind a helper's frames: it must not be a view of the read buffer, which moves on
         const out = decodeFrame(type, frame);

@@ -10,7 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import zlib from 'node:zlib';
 import { afterAll, describe, expect, it } from 'vitest';
-import { encodeFrame, FRAME_SIZE } from '../../shared/stream/frame-codec';
+import { decodeFrame, encodeFrame, FRAME_SIZE } from '../../shared/stream/frame-codec';
 import { storedSums, type StoredSums, type SumsRequest } from '../../repo-server/verify/stored-sums';
 import { batches, sumAll } from '../../repo-server/verify/sums-pool';
 
@@ -78,6 +78,26 @@ describe('verify: sums of stored files', () => {
     expect((await storedSums({ path: path.join(dir, 'nothing'), compressType: 'zst', headBytes: 0 }, scratch)).error?.code).toBe('ENOENT');
   });
 
+  it('frames handed to a helper come back in order among those decoded here', async () => {
+    // compressible, so frames are worth handing over; the helper takes every other one and answers late
+    const text = Buffer.from(randomBytes(3 * FRAME_SIZE).toString('hex').replace(/(.{64})/g, '$1 '.padEnd(40, ' ')));
+    const stored = framed('zst', text);
+    let handed = 0;
+    let busy = false;
+    const offload = {
+      ready: () => !busy,
+      decode: async (type: string, frame: Buffer) => {
+        handed++;
+        busy = true;
+        await new Promise((r) => setTimeout(r, 5));
+        busy = false;
+        return decodeFrame(type, frame);
+      },
+    };
+    expectSums(await storedSums({ path: write('helped.zst', stored), compressType: 'zst', headBytes: 0 }, scratch, offload), stored, text);
+    expect(handed).toBeGreaterThan(1);
+  });
+
   it('batches small files of a bundle together, largest work first', () => {
     const job = (p: string, start: number, bytes: number) => ({ req: { path: p, range: { start, length: bytes }, compressType: 'zst', headBytes: 0 }, bytes });
     const jobs = [job('b', 10, 10), job('big', 0, 5 << 20), job('a', 0, 10), job('b', 0, 10), ...Array.from({ length: 1500 }, (_, i) => job('c', i * 10, 10))];
@@ -91,7 +111,8 @@ describe('verify: sums of stored files', () => {
   });
 
   it('the pool of threads (large files split in halves, idle threads decoding for others) agrees with one thread', async () => {
-    const big = original(20);
+    // 96 MiB of hex and spaces: zstd stores it in ~17 MiB, large enough to split and to lend idle threads to, in frames worth decoding elsewhere
+    const big = Buffer.from(randomBytes(24 * FRAME_SIZE).toString('hex').replace(/(.{64})/g, '$1 '.padEnd(65, ' ')));
     const reqs: Array<{ req: SumsRequest; bytes: number; stored: Buffer; orig: Buffer }> = [];
     const add = (name: string, type: string, orig: Buffer) => {
       const stored = type === 'none' ? orig : framed(type, orig);
@@ -99,6 +120,7 @@ describe('verify: sums of stored files', () => {
     };
     add('big.zst', 'zst', big);
     add('big.lz4', 'lz4', big);
+    add('random.zst', 'zst', original(20));
     for (let i = 0; i < 20; i++) add(`small${i}.zst`, 'zst', Buffer.from(`small file ${i} `.repeat(i * 100)));
     const corrupt = Buffer.from(reqs[1].stored);
     corrupt[Math.floor(corrupt.length / 2)] ^= 0xff;
