@@ -127,7 +127,7 @@ it('repoctl verify vs pgbackrest verify at each process-max', async () => {
   const text = [
     `## Verify: repoctl verify against pgbackrest verify (${codecName(CODEC)})`, '',
     `${date}, commit ${commit}${dirty}: \`${command}\`; load average (1 min) ${loadStart.toFixed(1)} at the start, ${loadAverage().toFixed(1)} at the end.`, '',
-    `One full backup per tool (${codecName(CODEC)}, process-max 2), then each tool's verify of the whole stanza, taking turns. pgrepo reads every backup file and WAL segment, checks the stored bytes' size and SHA-1, decompresses and checks the original's size and SHA-1; pgBackRest 2.45 reads every file and checks the stored bytes' size and SHA-1 (`rck` in its manifest) without decompressing backup files. MiB/s: the tool's repository size over wall time. pgrepo CPU: the server process, all threads; pgBackRest CPU: all its processes (/usr/bin/time). Medians of the runs. Ratios below 1: pgrepo faster / cheaper.`, '',
+    `One full backup per tool (${codecName(CODEC)}, process-max 2), then each tool's verify of the whole stanza, taking turns. pgrepo reads every backup file and WAL segment, checks the stored bytes' size and SHA-1, decompresses and checks the original's size and SHA-1; pgBackRest 2.45 reads every file and checks the stored bytes' size and SHA-1 (\`rck\` in its manifest) without decompressing backup files. MiB/s: the tool's repository size over wall time. pgrepo CPU: the server process, all threads; pgBackRest CPU: all its processes (/usr/bin/time). Medians of the runs. Ratios below 1: pgrepo faster / cheaper.`, '',
     ...described.map((d) => `Cluster ${d}.`), '',
     table(rows),
   ].join('\n');
