@@ -132,7 +132,8 @@ it('repoctl verify vs pgbackrest verify at each process-max', async () => {
     table(rows),
   ].join('\n');
   console.log(text);
-  writeResultsSection('verify', text);
+  // the default clusters have the section `verify`; other sets their own, so one run does not replace another's figures
+  writeResultsSection(CLUSTERS.join(',') === 'random,pgbench' ? 'verify' : `verify-${CLUSTERS.join('-')}`, text);
 }, 4 * 3_600_000);
 
 afterAll(async () => {
