@@ -35,7 +35,7 @@ export const REPOCTL_OPTIONS: OptionSpec[] = [
   { name: 'start-fast', type: 'bool', default: false, description: 'backup: force an immediate checkpoint instead of waiting for the next one' },
   { name: 'compress-type', type: 'string', choices: COMPRESS_TYPES, defaultText: 'zst', description: 'backup: compression of the files stored' },
   { name: 'compress-level', type: 'int', min: 0, defaultText: 'zst 3, lz4 1, gz 6', description: 'backup: compression level' },
-  { name: 'process-max', type: 'int', default: 1, min: 1, max: 64, description: 'backup, restore: cores for compression, decompression and checksums (worker threads on the agent); verify: files read in parallel' },
+  { name: 'process-max', type: 'int', default: 1, min: 1, max: 64, description: 'backup, restore: cores for compression, decompression and checksums (worker threads on the agent); verify: worker threads on the repository server that read, decompress and checksum' },
   { name: 'bundle', type: 'bool', default: false, description: 'backup: store files smaller than --bundle-limit together in bundles (fewer round trips and repository files)' },
   { name: 'bundle-limit', type: 'string', default: '2MiB', description: 'backup: files smaller than this are bundled' },
   { name: 'bundle-size', type: 'string', default: '20MiB', description: 'backup: original bytes per bundle, about' },
