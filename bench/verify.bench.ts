@@ -62,6 +62,9 @@ async function benchCluster(name: ClusterName): Promise<{ rows: Row[]; descripti
     await br(['backup', '--type=full', `--compress-type=${CODEC.type}`, ...codecArgs.map((l) => `--compress-level=${l}`), '--process-max=2']);
     // verify reads the repository alone: the agents idle, the cluster stays up (its WAL is archived)
     await agent2.stop();
+    await loopLagMax();
+    await new Promise((r) => setTimeout(r, 3000));
+    console.log(`[bench] with nothing to do, the server's event loop was late by at most ${((await loopLagMax()) * 1000).toFixed(0)} ms in 3 s`);
     const rows: Row[] = [];
     const pgrepoRepo = du(path.join(tools.work, 'repo-pgrepo'));
     const brRepo = du(path.join(tools.work, 'repo-pgbackrest'));
