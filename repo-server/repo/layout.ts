@@ -35,7 +35,7 @@ export function parseWalFileName(file: string): { walName: string; checksum: str
  * Where a manifest file's stored bytes are: its own repository file, or a range of a bundle
  * (bundleId/bundleOffset, repoSize bytes), in the backup that holds the data (reference) or this one.
  */
-export function storedLocation(stanza: string, label: string, file: ManifestFile): { key: string; range?: { start: number; length: number } } {
+export function storedLocation(stanza: string, label: string, file: Pick<ManifestFile, 'name' | 'reference' | 'bundleId' | 'bundleOffset' | 'repoSize' | 'compressType'>): { key: string; range?: { start: number; length: number } } {
   const holder = file.reference || label;
   if (file.bundleId !== undefined) return { key: bundleKey(stanza, holder, file.bundleId), range: { start: file.bundleOffset ?? 0, length: file.repoSize } };
   return { key: backupFileKey(stanza, holder, file.name, file.compressType) };

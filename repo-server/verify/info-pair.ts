@@ -10,23 +10,26 @@ export interface InfoPair {
   sections?: InfoSections;
 }
 
-/** An info file and its .copy must both load and be identical (they are written from one text). */
-export async function checkInfoPair(ctx: ServerContext, key: string): Promise<InfoPair> {
-  const texts: (string | null)[] = [];
+/** An info file and its .copy (their texts, null when missing) must both load and be identical (they are written from one text). */
+export function judgeInfoPair(key: string, texts: (string | null)[]): InfoPair {
   const pair: InfoPair = { problems: [] };
-  for (const candidate of [key, `${key}.copy`]) {
-    const data = await ctx.storage.read(candidate);
-    texts.push(data === null ? null : data.toString('utf8'));
-    if (data === null) {
+  [key, `${key}.copy`].forEach((candidate, i) => {
+    const text = texts[i];
+    if (text === null) {
       pair.problems.push(problem('info', candidate, 'missing'));
-      continue;
+      return;
     }
     try {
-      pair.sections ??= parseInfo(data.toString('utf8'), candidate);
+      pair.sections ??= parseInfo(text, candidate);
     } catch (err) {
       pair.problems.push(problem('info', candidate, (err as Error).message));
     }
-  }
+  });
   if (pair.problems.length === 0 && texts[0] !== texts[1]) pair.problems.push(problem('info', `${key}.copy`, `differs from ${key}`));
   return pair;
+}
+
+export async function checkInfoPair(ctx: ServerContext, key: string): Promise<InfoPair> {
+  const texts = await Promise.all([key, `${key}.copy`].map(async (k) => (await ctx.storage.read(k))?.toString('utf8') ?? null));
+  return judgeInfoPair(key, texts);
 }

@@ -2,7 +2,6 @@ import * as grpc from '@grpc/grpc-js';
 import { StatusError } from '../../shared/errors';
 import { isSegmentName, WAL_LONG_HEADER_SIZE } from '../../shared/wal';
 import { archiveId } from '../../shared/info/archive-info';
-import { parseManifest, type Manifest } from '../../shared/info/manifest';
 import type { BackupInfo, BackupInfoEntry } from '../../shared/info/backup-info';
 import type { PgDb } from '../../shared/info/pg-db';
 import { ProgressReporter } from '../../shared/progress';
@@ -12,7 +11,7 @@ import type { ServerContext } from '../context';
 import { archiveIdDirKey, manifestKey, parseWalFileName, storedLocation } from '../repo/layout';
 import { judgeStoredFile } from './check-file';
 import { sumAll } from './sums-pool';
-import { checkInfoPair } from './info-pair';
+import { readManifestOffThread } from './manifest-rows';
 import { problem, type ArchiveScan, type FileJob } from './model';
 import type { SegmentRange } from './wal-ranges';
 
@@ -41,34 +40,29 @@ export class RepositoryScan {
     return existing ?? job;
   }
 
+  /** Queues the files of a backup's manifest, loaded on a thread of its own (manifest-rows.ts). */
   async addBackup(b: BackupInfoEntry, info: BackupInfo): Promise<void> {
     const key = manifestKey(this.stanza, b.label);
-    const pair = await checkInfoPair(this.ctx, key);
-    this.infoProblems.push(...pair.problems);
-    let manifest: Manifest;
-    try {
-      if (!pair.sections) return; // reported as missing-manifest
-      manifest = parseManifest(pair.sections, key);
-    } catch (err) {
-      this.infoProblems.push(problem('manifest', key, (err as Error).message));
-      return;
-    }
-    this.manifests.add(b.label);
     const listed = new Set(info.backups.map((x) => x.label));
     const unlisted = new Set<string>();
-    for (const f of manifest.files) {
-      const holder = f.reference || b.label;
-      const stored = storedLocation(this.stanza, holder, f);
-      const fileKey = stored.range ? `${stored.key}#${stored.range.start}` : stored.key;
-      if (f.reference && !listed.has(f.reference) && !unlisted.has(f.reference)) {
-        unlisted.add(f.reference);
-        this.infoProblems.push(problem('manifest', key, `files (${f.name}, ...) reference backup ${f.reference}, which is not in backup.info`));
+    const referenceProblems: VerifyProblem[] = [];
+    const manifest = await readManifestOffThread(this.ctx.storage.path(key), key, (rows) => {
+      for (const f of rows) {
+        const stored = storedLocation(this.stanza, b.label, f);
+        const fileKey = stored.range ? `${stored.key}#${stored.range.start}` : stored.key;
+        if (f.reference && !listed.has(f.reference) && !unlisted.has(f.reference)) {
+          unlisted.add(f.reference);
+          referenceProblems.push(problem('manifest', key, `files (${f.name}, ...) reference backup ${f.reference}, which is not in backup.info`));
+        }
+        this.addJob({
+          key: fileKey, read: stored.range ? stored : undefined, name: stored.range ? f.name : undefined, compressType: f.compressType, bytes: f.repoSize,
+          expected: { checksum: f.checksum, size: f.size, repoChecksum: f.repoChecksum, repoSize: f.repoSize },
+        }, b.label);
       }
-      this.addJob({
-        key: fileKey, read: stored.range ? stored : undefined, name: stored.range ? f.name : undefined, compressType: f.compressType, bytes: f.repoSize,
-        expected: { checksum: f.checksum, size: f.size, repoChecksum: f.repoChecksum, repoSize: f.repoSize },
-      }, b.label);
-    }
+    });
+    this.infoProblems.push(...manifest.problems, ...referenceProblems);
+    // not loaded: reported as missing-manifest
+    if (manifest.loaded) this.manifests.add(b.label);
   }
 
   /** Lists an archive id's WAL files (only the segments of `only`, when given) and queues them. */

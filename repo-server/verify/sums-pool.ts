@@ -55,7 +55,8 @@ export function batches<J extends SumsJob>(jobs: J[], threads: number): Batch<J>
     }
   }
   const small = jobs.filter((j) => j.bytes < BATCH_FILE_BYTES)
-    .sort((a, b) => a.req.path.localeCompare(b.req.path) || (a.req.range?.start ?? 0) - (b.req.range?.start ?? 0));
+    // plain code-unit order (localeCompare costs seconds over 100,000 files)
+    .sort((a, b) => (a.req.path < b.req.path ? -1 : a.req.path > b.req.path ? 1 : (a.req.range?.start ?? 0) - (b.req.range?.start ?? 0)));
   let current: Batch<J> | undefined;
   for (const j of small) {
     if (!current || current.bytes + j.bytes > BATCH_BYTES || current.items.length >= BATCH_FILES) out.push((current = { id: 0, items: [], bytes: 0, helpable: false }));
@@ -136,7 +137,7 @@ export async function sumAll<J extends SumsJob>(jobs: J[], size: number, done: (
         if (m.kind === 'assisted') {
           t.helping!.helpers--;
           t.helping = undefined;
-        } else {
+        } else if (m.kind === 'sums') {
           const batch = t.batch!;
           t.batch = undefined;
           running--;

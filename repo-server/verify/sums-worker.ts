@@ -1,10 +1,12 @@
 /**
  * A verify thread: reads stored files and sums them (stored-sums.ts), one batch per message.
- * While idle it may be lent to another thread's large file, decoding that file's frames.
+ * While idle it may be lent to another thread's large file, decoding that file's frames. Also
+ * loads manifests (manifest-rows.ts).
  */
 import { type MessagePort, parentPort } from 'node:worker_threads';
 import { transferable } from '../../shared/stream/codec-pool';
 import { decodeFrame } from '../../shared/stream/frame-codec';
+import { loadManifestRows } from './manifest-rows';
 import { storedSums, type Offload, type StoredSums } from './stored-sums';
 import type { FrameReply, FrameRequest, ToWorker, FromWorker } from './sums-protocol';
 
@@ -73,7 +75,13 @@ function post(m: FromWorker, transfer: ArrayBuffer[] = []): void {
 }
 
 parentPort!.on('message', (m: ToWorker) => {
-  if (m.kind === 'assist') {
+  if (m.kind === 'manifest') {
+    try {
+      post({ kind: 'manifest', ...loadManifestRows(m.file, m.key, (rows) => post({ kind: 'manifest-rows', rows })) });
+    } catch (err) {
+      post({ kind: 'manifest', problems: [], loaded: false, error: (err as Error).message });
+    }
+  } else if (m.kind === 'assist') {
     assist(m.port);
   } else if (m.kind === 'help') {
     if (helpers) helpers.add(m.port);
