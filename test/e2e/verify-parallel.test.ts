@@ -3,7 +3,8 @@
  * poorly compressible table (many frames, large enough that an idle thread helps decode it) it
  * passes while the repository is whole; after one byte of a frame in the middle of that table's
  * stored file and one byte of a small file inside a bundle are flipped, it exits non-zero naming
- * exactly those two, and the other files stay valid.
+ * exactly those two, and the other files stay valid. Without its manifest's copy, then without the
+ * manifest too, it says so.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -16,6 +17,7 @@ import { frameLength } from '../../shared/stream/frame-codec';
 
 interface VerifyJson {
   ok: boolean;
+  problems: { kind: string; file: string; detail: string }[];
   files_checked: number;
   backups: { label: string; status: string; files: number; valid: number; problems: { kind: string; file: string; detail: string }[] }[];
 }
@@ -93,5 +95,19 @@ describe('verify --process-max 2', () => {
     expect(b.status).toBe('invalid');
     expect(b.problems.map((p) => p.file).sort()).toEqual([rel, s.bundled.key].sort());
     expect(b.valid).toBe(b.files - 2);
+  });
+
+  step('a missing manifest copy, then a missing manifest, are named', async () => {
+    const fx = fixture();
+    const key = path.join('backup', 'main', s.label!, 'backup.manifest');
+    fs.rmSync(path.join(fx.repoDir, `${key}.copy`));
+    let r = JSON.parse((await fx.repoctl(['verify', '--stanza', 'main', '--process-max', '2', '--output', 'json'], { timeoutMs: 200_000 })).stdout) as VerifyJson;
+    expect(r.problems).toContainEqual({ kind: 'info', file: `${key}.copy`, detail: 'missing' });
+    expect(r.backups[0].status).toBe('invalid'); // still read from the manifest: the two damaged files
+    fs.rmSync(path.join(fx.repoDir, key));
+    r = JSON.parse((await fx.repoctl(['verify', '--stanza', 'main', '--output', 'json'], { timeoutMs: 200_000 })).stdout) as VerifyJson;
+    expect(r.ok).toBe(false);
+    expect(r.backups[0].status).toBe('missing-manifest');
+    expect(r.problems.map((p) => p.file).sort()).toEqual([key, `${key}.copy`]);
   });
 });
