@@ -2,6 +2,7 @@
 import type { PgDb } from '../../shared/info/pg-db';
 import type { VerifyProblem } from '../../shared/generated/pgrepo/v1/VerifyProblem';
 import type { Expected, FileCheck } from './check-file';
+import type { SumsRequest } from './stored-sums';
 
 export const DEFAULT_SEGMENT_SIZE = 16 * 1024 * 1024;
 
@@ -20,6 +21,8 @@ export interface FileJob {
   /** stored bytes, for progress */
   bytes: number;
   wal?: { name: string };
+  /** how a verify thread reads it */
+  req: SumsRequest;
   result?: FileCheck;
 }
 

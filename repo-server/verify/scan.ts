@@ -20,8 +20,8 @@ const WAL_DIR = /^[0-9A-F]{16}$/;
 /** Everything verify reads, each stored file once however many backups need it; then reads it all. */
 export class RepositoryScan {
   readonly jobs = new Map<string, FileJob>();
-  /** repository key → the backups that need the file */
-  readonly users = new Map<string, Set<string>>();
+  /** backup label → the repository keys of the files it needs */
+  private readonly needs = new Map<string, Set<string>>();
   /** backups whose manifest loaded */
   readonly manifests = new Set<string>();
   readonly infoProblems: VerifyProblem[] = [];
@@ -29,15 +29,21 @@ export class RepositoryScan {
 
   constructor(private readonly ctx: ServerContext, readonly stanza: string) {}
 
-  private addJob(job: FileJob, user?: string): FileJob {
-    const existing = this.jobs.get(job.key);
-    if (!existing) this.jobs.set(job.key, job);
-    if (user) {
-      const users = this.users.get(job.key) ?? new Set<string>();
-      users.add(user);
-      this.users.set(job.key, users);
+  private addJob(job: Omit<FileJob, 'req'>, user?: string): FileJob {
+    let existing = this.jobs.get(job.key);
+    if (!existing) {
+      existing = {
+        ...job,
+        req: { path: this.ctx.storage.path(job.read?.key ?? job.key), range: job.read?.range, compressType: job.compressType, headBytes: job.wal ? WAL_LONG_HEADER_SIZE : 0 },
+      };
+      this.jobs.set(job.key, existing);
     }
-    return existing ?? job;
+    if (user) {
+      const needs = this.needs.get(user) ?? new Set<string>();
+      needs.add(job.key);
+      this.needs.set(user, needs);
+    }
+    return existing;
   }
 
   /** Queues the files of a backup's manifest, loaded on a thread of its own (manifest-rows.ts). */
@@ -93,18 +99,15 @@ export class RepositoryScan {
   /** The stored files a backup needs; undefined when its manifest could not be read. */
   filesOf(label: string): FileJob[] | undefined {
     if (!this.manifests.has(label)) return undefined;
-    return [...this.users].filter(([, users]) => users.has(label)).map(([key]) => this.jobs.get(key)!);
+    return [...(this.needs.get(label) ?? [])].map((key) => this.jobs.get(key)!);
   }
 
   /** Reads every file on `processMax` threads (sums-pool.ts) and judges it. */
   async run(processMax: number, progress: (p: Progress) => void, cancelled: () => boolean): Promise<void> {
-    const jobs = [...this.jobs.values()].map((job) => ({
-      job, bytes: job.bytes,
-      req: { path: this.ctx.storage.path(job.read?.key ?? job.key), range: job.read?.range, compressType: job.compressType, headBytes: job.wal ? WAL_LONG_HEADER_SIZE : 0 },
-    }));
+    const jobs = [...this.jobs.values()];
     const reporter = new ProgressReporter(jobs.reduce((n, j) => n + j.bytes, 0), jobs.length, progress);
     await sumAll(jobs, processMax, (done, sums) => {
-      done.forEach(({ job }, i) => (job.result = judgeStoredFile(sums[i], job.compressType, job.expected)));
+      done.forEach((job, i) => (job.result = judgeStoredFile(sums[i], job.compressType, job.expected)));
       reporter.add(done.reduce((n, j) => n + j.bytes, 0), done.length);
     }, cancelled);
     if (cancelled()) throw new StatusError(grpc.status.CANCELLED, 'verify was cancelled');

@@ -54,9 +54,15 @@ export function batches<J extends SumsJob>(jobs: J[], threads: number): Batch<J>
       single(j);
     }
   }
-  const small = jobs.filter((j) => j.bytes < BATCH_FILE_BYTES)
-    // plain code-unit order (localeCompare costs seconds over 100,000 files)
-    .sort((a, b) => (a.req.path < b.req.path ? -1 : a.req.path > b.req.path ? 1 : (a.req.range?.start ?? 0) - (b.req.range?.start ?? 0)));
+  // neighbours together: grouped by file (a Map keeps first-seen order), by offset within one
+  const byPath = new Map<string, J[]>();
+  for (const j of jobs) {
+    if (j.bytes >= BATCH_FILE_BYTES) continue;
+    const group = byPath.get(j.req.path);
+    if (group) group.push(j);
+    else byPath.set(j.req.path, [j]);
+  }
+  const small = [...byPath.values()].flatMap((g) => (g.length > 1 ? g.sort((a, b) => (a.req.range?.start ?? 0) - (b.req.range?.start ?? 0)) : g));
   let current: Batch<J> | undefined;
   for (const j of small) {
     if (!current || current.bytes + j.bytes > BATCH_BYTES || current.items.length >= BATCH_FILES) out.push((current = { id: 0, items: [], bytes: 0, helpable: false }));
