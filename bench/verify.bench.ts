@@ -20,6 +20,7 @@ const BENCH_DIR = env.PGREPO_BENCH_DIR ?? '/var/tmp/pgrepo-bench';
 const list = (v: string | undefined, dflt: string) => (v ?? dflt).split(',').map((x) => x.trim()).filter(Boolean);
 const CLUSTERS = list(env.BENCH_CLUSTERS, 'random,pgbench') as ClusterName[];
 for (const c of CLUSTERS) if (!CLUSTER_NAMES.includes(c)) throw new Error(`BENCH_CLUSTERS: unknown cluster ${c} (one of ${CLUSTER_NAMES.join(', ')})`);
+const DEFAULT_SET = CLUSTERS.join(',') === 'random,pgbench';
 const [codecType, codecLevel] = (env.BENCH_CODEC ?? 'zst:3').split(':');
 const CODEC: Codec = { type: codecType, level: Number(codecLevel ?? 0) };
 const PROCESS_MAX = list(env.BENCH_PROCESS_MAX, '1,2,4').map(Number);
@@ -128,7 +129,7 @@ it('repoctl verify vs pgbackrest verify at each process-max', async () => {
   }
   const command = [...KNOBS.filter((v) => env[v]).map((v) => `${v}=${env[v]}`), 'npm run bench:verify'].join(' ');
   const text = [
-    `## Verify: repoctl verify against pgbackrest verify (${codecName(CODEC)})`, '',
+    `## Verify${DEFAULT_SET ? '' : ` on ${CLUSTERS.join(', ')}`}: repoctl verify against pgbackrest verify (${codecName(CODEC)})`, '',
     `${date}, commit ${commit}${dirty}: \`${command}\`; load average (1 min) ${loadStart.toFixed(1)} at the start, ${loadAverage().toFixed(1)} at the end.`, '',
     `One full backup per tool (${codecName(CODEC)}, process-max 2), then each tool's verify of the whole stanza, taking turns. pgrepo reads every backup file and WAL segment, checks the stored bytes' size and SHA-1, decompresses and checks the original's size and SHA-1; pgBackRest 2.45 reads every file and checks the stored bytes' size and SHA-1 (\`rck\` in its manifest) without decompressing backup files. MiB/s: the tool's repository size over wall time. pgrepo CPU: the server process, all threads; pgBackRest CPU: all its processes (/usr/bin/time). Medians of the runs. Ratios below 1: pgrepo faster / cheaper.`, '',
     ...described.map((d) => `Cluster ${d}.`), '',
@@ -136,7 +137,7 @@ it('repoctl verify vs pgbackrest verify at each process-max', async () => {
   ].join('\n');
   console.log(text);
   // the default clusters have the section `verify`; other sets their own, so one run does not replace another's figures
-  writeResultsSection(CLUSTERS.join(',') === 'random,pgbench' ? 'verify' : `verify-${CLUSTERS.join('-')}`, text);
+  writeResultsSection(DEFAULT_SET ? 'verify' : `verify-${CLUSTERS.join('-')}`, text);
 }, 4 * 3_600_000);
 
 afterAll(async () => {
