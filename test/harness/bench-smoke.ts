@@ -9,7 +9,8 @@ import { formatTable, runMatrix, type MatrixResult, type Tool } from '../../benc
 import { clusterKind, ensureCluster, type ClusterName } from '../../bench/clusters';
 import { makeTempDir } from './pg';
 
-const TINY = { pgbenchScale: 1, randomMib: 8, smallTables: 300, mixedBlobMib: 4, mixedPgbenchScale: 1 };
+/** Cluster sizes of the smoke runs: a few MiB. */
+export const TINY = { pgbenchScale: 1, randomMib: 8, smallTables: 300, mixedBlobMib: 4, mixedPgbenchScale: 1 };
 
 /** Generates the tiny cluster `name` and runs the matrix on it at zst-3, process-max 2. */
 export async function benchSmoke(name: ClusterName, o: { basebackup: boolean; rssProcessMax: number[] }): Promise<MatrixResult> {
