@@ -6,6 +6,9 @@ import type { CodecPool } from '../../shared/stream/codec-pool';
 
 const CANCELLED = 1;
 
+/** Messages (1 MiB frames) one upload may have written but not yet handed to HTTP/2. */
+const WRITES_QUEUED = 2;
+
 type OpenCall<M, R> = (callback: (err: grpc.ServiceError | null, res?: R) => void) => grpc.ClientWritableStream<M>;
 
 interface UploadMessages<M> {
@@ -46,8 +49,16 @@ export async function upload<M, R, T>(open: OpenCall<M, R>, header: M, body: (wr
   });
   const failed = result.then(() => new Promise<never>(() => undefined));
   failed.catch(() => undefined);
+  // grpc-js queues up to 16 messages per call before write() says to wait: 16 MiB for every
+  // file in flight. A write is waited for once WRITES_QUEUED newer ones are behind it instead.
+  const queued: Promise<void>[] = [];
   const write = async (msg: M): Promise<void> => {
-    if (!call.write(msg)) await Promise.race([once(call, 'drain'), failed]);
+    let written!: () => void;
+    queued.push(new Promise<void>((resolve) => { written = resolve; }));
+    const drained = call.write(msg, () => written()) ? undefined : once(call, 'drain');
+    drained?.catch(() => undefined); // awaited below; the call's own error surfaces through `failed`
+    if (queued.length > WRITES_QUEUED) await Promise.race([queued.shift()!, failed]);
+    if (drained) await Promise.race([drained, failed]);
   };
   call.write(header);
   try {
