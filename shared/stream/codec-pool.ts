@@ -38,14 +38,19 @@ export function transferable(b: Uint8Array): ArrayBuffer[] {
   return b.buffer instanceof ArrayBuffer && b.buffer.byteLength > Buffer.poolSize ? [b.buffer] : [];
 }
 
-// dist/shared/stream/codec-worker.js; when this module runs from TypeScript sources (tests), the built copy
-function workerScript(): string {
-  const beside = path.join(__dirname, 'codec-worker.js');
+/**
+ * A worker thread's script `name` beside the module in `dir` (`relDir` from the project root, two
+ * levels deep): dist/relDir/name; when the module runs from TypeScript sources (tests), the built copy.
+ */
+export function builtScript(dir: string, relDir: string, name: string): string {
+  const beside = path.join(dir, name);
   if (fs.existsSync(beside)) return beside;
-  const built = path.resolve(__dirname, '..', '..', 'dist', 'shared', 'stream', 'codec-worker.js');
+  const built = path.resolve(dir, '..', '..', 'dist', relDir, name);
   if (fs.existsSync(built)) return built;
-  throw new Error(`the codec worker is not built (${beside}): run npm run build`);
+  throw new Error(`the worker thread ${name} is not built (${beside}): run npm run build`);
 }
+
+const workerScript = () => builtScript(__dirname, 'shared/stream', 'codec-worker.js');
 
 /** A frame that does not compress or decompress: on restore, a damaged repository copy. */
 export class CodecError extends Error {
