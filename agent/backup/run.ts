@@ -14,7 +14,7 @@ import { groupName, userName } from './owners';
 import { afterHash, planBackup, type FileAction } from './plan';
 import { fetchBaseline } from './baseline';
 import { fromDisk, fromMemory, sendBundle, sendFile, type PageCheck, type Sent } from './send-file';
-import { bundled, filesInFlight, largestFirst } from '../transfer/schedule';
+import { acrossTablespaces, bundled, filesInFlight, largestFirst, tablespaceOfFile } from '../transfer/schedule';
 import { CodecPool } from '../../shared/stream/codec-pool';
 import { BundleReaders } from './bundle-reader';
 import { HashSize } from '../../shared/stream/hash-size';
@@ -115,7 +115,10 @@ async function copyFiles(c: CopyContext, toRead: { file: ListedFile; action: Fil
     }
   };
   // under delta a file is checksummed before it is known to be sent: those go one by one
-  const items = bundled(largestFirst(toRead.map((x) => ({ ...x, size: x.file.size }))), c.job.bundle_limit, c.job.bundle_size, (x) => x.action.kind === 'copy');
+  const tablespace = (x: { file: ListedFile }) => tablespaceOfFile(x.file.name);
+  const items = acrossTablespaces(
+    bundled(largestFirst(toRead.map((x) => ({ ...x, size: x.file.size }))), c.job.bundle_limit, c.job.bundle_size, (x) => x.action.kind === 'copy', tablespace),
+    (item) => tablespace(item.kind === 'file' ? item.file : item.files[0]));
   await forEachLimited(items, filesInFlight(c.pool.size), async (item) => {
     if (item.kind === 'file') return sendAlone(item.file);
     const sent = await sendBundle(c.ctx, c.job, c.jobId, item.files.map((x) => fromDisk(x.file, c.pageCheck)), c.pageCheck?.lsnLimit ?? 0n, c.readers!);
