@@ -54,7 +54,7 @@ EOC
 pg "$PGBIN/pg_ctl" -D "$W/pg1" -l "$W/pg1.log" -w start >/dev/null
 
 step "starting pgrepo-server on 127.0.0.1:$PORT_SERVER (repository $W/repo)"
-pg "$NODE" dist/repo-server/main.js --listen "127.0.0.1:$PORT_SERVER" --repo-path "$W/repo" \
+pg "$NODE" --initial-old-space-size=64 dist/repo-server/main.js --listen "127.0.0.1:$PORT_SERVER" --repo-path "$W/repo" \
   --tls-cert "$W/certs/localhost.crt" --tls-key "$W/certs/localhost.key" --tls-ca "$W/certs/ca.crt" \
   --auth db1=agent:main --auth db2=agent:main --auth ops=admin > "$W/server.log" 2>&1 &
 PIDS+=($!)
@@ -62,7 +62,7 @@ PIDS+=($!)
 step "starting agents db1 (for pg1) and db2 (restore host)"
 for a in db1:pg1:$PORT_PG1 db2:pg2:$PORT_PG2; do
   IFS=: read -r name dir port <<< "$a"
-  pg "$NODE" dist/agent/main.js --server "127.0.0.1:$PORT_SERVER" --stanza main --pg-path "$W/$dir" \
+  pg "$NODE" --initial-old-space-size=64 dist/agent/main.js --server "127.0.0.1:$PORT_SERVER" --stanza main --pg-path "$W/$dir" \
     --pg-port "$port" --pg-socket-path "$W" --socket "$W/$name.sock" --spool-path "$W/spool-$name" --archive-async \
     --tls-cert "$W/certs/$name.crt" --tls-key "$W/certs/$name.key" --tls-ca "$W/certs/ca.crt" > "$W/agent-$name.log" 2>&1 &
   PIDS+=($!)

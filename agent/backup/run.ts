@@ -14,8 +14,9 @@ import { groupName, userName } from './owners';
 import { afterHash, planBackup, type FileAction } from './plan';
 import { fetchBaseline } from './baseline';
 import { fromDisk, fromMemory, sendBundle, sendFile, type PageCheck, type Sent } from './send-file';
-import { bundled, filesInFlight, largestFirst } from '../transfer/schedule';
+import { acrossTablespaces, bundled, filesInFlight, largestFirst, tablespaceOfFile } from '../transfer/schedule';
 import { CodecPool } from '../../shared/stream/codec-pool';
+import { BundleReaders } from './bundle-reader';
 import { HashSize } from '../../shared/stream/hash-size';
 import { PAGE_SIZE, describeBlocks } from '../../shared/stream/page-checksum';
 import { parseLsn } from '../../shared/wal';
@@ -79,6 +80,8 @@ interface CopyContext {
   warn: (message: string, detail?: Record<string, unknown>) => void;
   cancelled: () => boolean;
   pool: CodecPool;
+  /** the bundles' file readers; null without --bundle */
+  readers: BundleReaders | null;
 }
 
 /** What one file sent said about its pages; counts the files with invalid ones. */
@@ -112,10 +115,13 @@ async function copyFiles(c: CopyContext, toRead: { file: ListedFile; action: Fil
     }
   };
   // under delta a file is checksummed before it is known to be sent: those go one by one
-  const items = bundled(largestFirst(toRead.map((x) => ({ ...x, size: x.file.size }))), c.job.bundle_limit, c.job.bundle_size, (x) => x.action.kind === 'copy');
+  const tablespace = (x: { file: ListedFile }) => tablespaceOfFile(x.file.name);
+  const items = acrossTablespaces(
+    bundled(largestFirst(toRead.map((x) => ({ ...x, size: x.file.size }))), c.job.bundle_limit, c.job.bundle_size, (x) => x.action.kind === 'copy', tablespace),
+    (item) => tablespace(item.kind === 'file' ? item.file : item.files[0]));
   await forEachLimited(items, filesInFlight(c.pool.size), async (item) => {
     if (item.kind === 'file') return sendAlone(item.file);
-    const sent = await sendBundle(c.ctx, c.job, c.jobId, item.files.map((x) => fromDisk(x.file, c.pageCheck)), c.pageCheck?.lsnLimit ?? 0n, c.pool);
+    const sent = await sendBundle(c.ctx, c.job, c.jobId, item.files.map((x) => fromDisk(x.file, c.pageCheck)), c.pageCheck?.lsnLimit ?? 0n, c.readers!);
     item.files.forEach((x, i) => {
       if (sent[i]) pageErrorFiles += pageReport(c, x.file, sent[i]!);
     });
@@ -133,6 +139,7 @@ async function copyFiles(c: CopyContext, toRead: { file: ListedFile; action: Fil
 export async function runBackupJob(ctx: AgentContext, jobId: string, job: BackupJob__Output, reply: Reply, cancelled: () => boolean): Promise<void> {
   const client: Client = await connectPg(ctx.pg, 'pgrepo-agent backup');
   const pool = new CodecPool(job.process_max || 1);
+  const readers = job.bundle_limit > 0 ? new BundleReaders(job.process_max || 1) : null;
   const warn = (message: string, detail: Record<string, unknown> = {}) => {
     ctx.log.warn({ label: job.label, ...detail }, message);
     reply({ warning: message });
@@ -180,7 +187,7 @@ export async function runBackupJob(ctx: AgentContext, jobId: string, job: Backup
       if (action.kind === 'keep') unchanged.add(file, action);
     });
     const progress = new ProgressReporter(bytesTotal, toRead.length + 2, (p) => reply({ progress: p }));
-    const pageErrorFiles = await copyFiles({ ctx, job, jobId, pageCheck, unchanged, progress, warn, cancelled, pool }, toRead);
+    const pageErrorFiles = await copyFiles({ ctx, job, jobId, pageCheck, unchanged, progress, warn, cancelled, pool, readers }, toRead);
     if (cancelled()) throw new UserError('the backup was cancelled');
     unchanged.flush();
 
@@ -194,5 +201,6 @@ export async function runBackupJob(ctx: AgentContext, jobId: string, job: Backup
     // closing the session ends a backup that did not reach pg_backup_stop (non-exclusive mode)
     await client.end().catch(() => undefined);
     await pool.close();
+    await readers?.close();
   }
 }

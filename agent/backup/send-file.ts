@@ -10,7 +10,8 @@ import type { CodecPool } from '../../shared/stream/codec-pool';
 import { readFileChunks } from '../../shared/stream/parallel';
 import type { StoredChecksums } from '../../shared/stream/pipeline';
 import type { AgentContext } from '../context';
-import { uploadBundle, uploadChunks, type Codec } from '../transfer/upload';
+import { upload, uploadChunks, type Codec } from '../transfer/upload';
+import type { BundleReaders } from './bundle-reader';
 import type { ListedFile } from './file-list';
 import { groupName, userName } from './owners';
 import { firstBlockOf } from './page-check';
@@ -28,7 +29,7 @@ export interface FileToSend {
    * from `alloc` when given
    */
   chunks: (alloc?: (n: number) => Buffer) => AsyncIterable<Buffer>;
-  /** where to find it, for messages */
+  /** where to find it: its path on disk (read from there when it travels in a bundle), or a name for messages */
   where: string;
   /** relation block number of the first page when pages are validated, else null */
   firstBlock: number | null;
@@ -89,19 +90,71 @@ export async function sendFile(ctx: AgentContext, job: BackupJob__Output, jobId:
   return { size: checksums.original.size, pageErrors: pages?.result().errors ?? [] };
 }
 
-/** Sends small files as one bundle (--bundle); null for a file gone since the listing. */
+/** A bundle's files go to the reader threads in batches of about this many original bytes (and at most BATCH_FILES). */
+const BATCH_BYTES = 1024 * 1024;
+const BATCH_FILES = 256;
+
+function batchesOf(files: FileToSend[]): FileToSend[][] {
+  const batches: FileToSend[][] = [];
+  let bytes = 0;
+  for (const f of files) {
+    const last = batches[batches.length - 1];
+    if (!last || bytes + f.size > BATCH_BYTES || last.length >= BATCH_FILES) {
+      batches.push([f]);
+      bytes = f.size;
+    } else {
+      last.push(f);
+      bytes += f.size;
+    }
+  }
+  return batches;
+}
+
+/**
+ * Sends small files as one bundle (--bundle); null for a file gone since the listing. The reader
+ * threads read, hash, page-check and compress a batch of its files while the previous batch is
+ * sent, so the main thread only frames and writes.
+ */
 export async function sendBundle(ctx: AgentContext, job: BackupJob__Output, jobId: string, files: FileToSend[], lsnLimit: bigint,
-  pool: CodecPool): Promise<Array<Sent | null>> {
-  const pages = files.map((f) => pagesOf(f, lsnLimit));
-  const { sent } = await uploadBundle<BundleUpload, PutBundleResult__Output>((cb) => ctx.client.PutBundle(cb), { header: { job_id: jobId } },
-    files.map((file, i) => ({
-      header: { file: headerOf(jobId, job, file) },
-      chunks: () => file.chunks(chunkMemory(job, pool)),
-      observers: pages[i] ? [pages[i]!] : [],
-      toTrailer: (c: StoredChecksums) => trailerOf(c, pages[i]),
-    })),
-    codecOf(job, pool), (data) => ({ data }));
-  return sent.map((c, i) => (c ? { size: c.original.size, pageErrors: pages[i]?.result().errors ?? [] } : null));
+  readers: BundleReaders): Promise<Array<Sent | null>> {
+  const batches = batchesOf(files);
+  const read = (batch: FileToSend[] | undefined) => {
+    if (!batch) return undefined;
+    const p = readers.read({ type: job.compress_type, level: job.compress_level, lsnLimit,
+      files: batch.map((f) => ({ path: f.where, size: f.size, firstBlock: f.firstBlock })) });
+    p.catch(() => undefined); // awaited in turn; a failure must not surface early as "unhandled"
+    return p;
+  };
+  const { value } = await upload<BundleUpload, PutBundleResult__Output, Array<Sent | null>>((cb) => ctx.client.PutBundle(cb),
+    { header: { job_id: jobId } }, async (write) => {
+      const sent: Array<Sent | null> = [];
+      let ahead = read(batches[0]);
+      for (let b = 0; b < batches.length; b++) {
+        const results = await ahead!;
+        ahead = read(batches[b + 1]);
+        for (let i = 0; i < results.length; i++) {
+          const r = results[i];
+          if (r.gone) {
+            sent.push(null);
+            continue;
+          }
+          await write({ file: headerOf(jobId, job, batches[b][i]) });
+          let repoSize = 0;
+          for (const frame of r.frames) {
+            repoSize += frame.length;
+            await write({ data: frame as Buffer });
+          }
+          // the server takes the SHA-1 of the stored bytes itself (repo_checksum left empty, as in codecOf)
+          await write({ trailer: {
+            size: r.size, checksum: r.checksum, repo_size: repoSize, repo_checksum: '',
+            checksum_page: r.pageValid === undefined ? undefined : pageTrailer({ valid: r.pageValid, errors: r.pageErrors }),
+          } });
+          sent.push({ size: r.size, pageErrors: r.pageErrors });
+        }
+      }
+      return sent;
+    }, () => undefined);
+  return value;
 }
 
 function pageTrailer(r: PageChecksumResult) {

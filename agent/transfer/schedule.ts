@@ -18,26 +18,57 @@ export type TransferItem<T> = { kind: 'file'; file: T } | { kind: 'bundle'; file
 
 /**
  * Files smaller than `bundleLimit` (and that `mayBundle`) go into bundles of about `bundleSize`
- * original bytes (each at least one file), in the given order; the rest go alone. bundleLimit 0: no bundles.
+ * original bytes (each at least one file), in the given order; the rest go alone. bundleLimit 0:
+ * no bundles. Files of different `groupOf` (tablespaces) never share a bundle.
  */
 export function bundled<T extends { size: number }>(files: readonly T[], bundleLimit: number, bundleSize: number,
-  mayBundle: (file: T) => boolean = () => true): TransferItem<T>[] {
+  mayBundle: (file: T) => boolean = () => true, groupOf: (file: T) => string = () => ''): TransferItem<T>[] {
   const items: TransferItem<T>[] = [];
-  let open: T[] = [];
-  let openBytes = 0;
+  const open = new Map<string, { files: T[]; bytes: number }>();
   for (const file of files) {
     if (file.size >= bundleLimit || bundleLimit <= 0 || !mayBundle(file)) {
       items.push({ kind: 'file', file });
       continue;
     }
-    if (open.length > 0 && openBytes + file.size > bundleSize) {
-      items.push({ kind: 'bundle', files: open });
-      open = [];
-      openBytes = 0;
+    const group = groupOf(file);
+    let bundle = open.get(group);
+    if (bundle && bundle.bytes + file.size > bundleSize) {
+      items.push({ kind: 'bundle', files: bundle.files });
+      bundle = undefined;
     }
-    open.push(file);
-    openBytes += file.size;
+    if (!bundle) {
+      bundle = { files: [], bytes: 0 };
+      open.set(group, bundle);
+    }
+    bundle.files.push(file);
+    bundle.bytes += file.size;
   }
-  if (open.length > 0) items.push({ kind: 'bundle', files: open });
+  for (const bundle of open.values()) items.push({ kind: 'bundle', files: bundle.files });
   return items;
+}
+
+/**
+ * pgBackRest's queue per tablespace: each tablespace's items keep their order (largest first),
+ * and the tablespaces take turns, so the files in flight at once are spread over their disks
+ * instead of all coming from the one that holds the largest files.
+ */
+export function acrossTablespaces<T>(items: readonly T[], tablespaceOf: (item: T) => string): T[] {
+  const queues = new Map<string, T[]>();
+  for (const item of items) {
+    const key = tablespaceOf(item);
+    const queue = queues.get(key);
+    if (queue) queue.push(item);
+    else queues.set(key, [item]);
+  }
+  if (queues.size <= 1) return [...items];
+  const lists = [...queues.values()];
+  const out: T[] = [];
+  for (let i = 0; out.length < items.length; i++) for (const list of lists) if (i < list.length) out.push(list[i]);
+  return out;
+}
+
+/** The tablespace a backup file is in: its pg_tblspc/OID, or pg_data. */
+export function tablespaceOfFile(name: string): string {
+  const m = /^pg_tblspc\/(\d+)\//.exec(name);
+  return m ? m[1] : 'pg_data';
 }

@@ -6,6 +6,9 @@ import type { CodecPool } from '../../shared/stream/codec-pool';
 
 const CANCELLED = 1;
 
+/** Messages (1 MiB frames) one upload may have written but not yet handed to HTTP/2. */
+const WRITES_QUEUED = 2;
+
 type OpenCall<M, R> = (callback: (err: grpc.ServiceError | null, res?: R) => void) => grpc.ClientWritableStream<M>;
 
 interface UploadMessages<M> {
@@ -46,8 +49,16 @@ export async function upload<M, R, T>(open: OpenCall<M, R>, header: M, body: (wr
   });
   const failed = result.then(() => new Promise<never>(() => undefined));
   failed.catch(() => undefined);
+  // grpc-js queues up to 16 messages per call before write() says to wait: 16 MiB for every
+  // file in flight. A write is waited for once WRITES_QUEUED newer ones are behind it instead.
+  const queued: Promise<void>[] = [];
   const write = async (msg: M): Promise<void> => {
-    if (!call.write(msg)) await Promise.race([once(call, 'drain'), failed]);
+    let written!: () => void;
+    queued.push(new Promise<void>((resolve) => { written = resolve; }));
+    const drained = call.write(msg, () => written()) ? undefined : once(call, 'drain');
+    drained?.catch(() => undefined); // awaited below; the call's own error surfaces through `failed`
+    if (queued.length > WRITES_QUEUED) await Promise.race([queued.shift()!, failed]);
+    if (drained) await Promise.race([drained, failed]);
   };
   call.write(header);
   try {
@@ -86,51 +97,4 @@ export async function uploadChunks<M, R>(open: OpenCall<M, R>, msgs: UploadMessa
     return checksums;
   }, () => void iterator.return?.(undefined).catch(() => undefined));
   return { result, checksums: value };
-}
-
-/** A file of a bundle: its header message, its chunks, what else must see its bytes, and its trailer message. */
-export interface BundleMember<M> {
-  header: M;
-  chunks: () => AsyncIterable<Buffer>;
-  observers?: ChunkObserver[];
-  toTrailer: (c: StoredChecksums) => M;
-}
-
-/**
- * Sends small files as one bundle (PutBundle): per file its header, frames and trailer. A file
- * that is gone by the time it is opened (dropped since the listing) is left out: `sent` has
- * null for it.
- */
-export async function uploadBundle<M, R>(open: OpenCall<M, R>, header: M, files: BundleMember<M>[], codec: Codec,
-  toData: (chunk: Buffer) => M): Promise<{ result: R; sent: Array<StoredChecksums | null> }> {
-  let current: AsyncIterator<Buffer> | undefined;
-  const { result, value } = await upload(open, header, async (write) => {
-    const sent: Array<StoredChecksums | null> = [];
-    for (const file of files) {
-      current = file.chunks()[Symbol.asyncIterator]();
-      let first: IteratorResult<Buffer>;
-      try {
-        first = await current.next(); // opens the file: a vanished one is skipped before its header is sent
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-        sent.push(null);
-        continue;
-      }
-      const rest = current;
-      const chunks = (async function* () {
-        if (!first.done) yield first.value;
-        for (;;) {
-          const next = await rest.next();
-          if (next.done) return;
-          yield next.value;
-        }
-      })();
-      await write(file.header);
-      const checksums = await writeFrames(write, toData, chunks, codec, file.observers ?? []);
-      await write(file.toTrailer(checksums));
-      sent.push(checksums);
-    }
-    return sent;
-  }, () => void current?.return?.(undefined).catch(() => undefined));
-  return { result, sent: value };
 }

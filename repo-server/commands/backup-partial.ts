@@ -12,7 +12,7 @@ import { compressExtension } from '../../shared/stream/compress';
 import { validateBackupLabel } from '../../shared/validate';
 import { PGREPO_VERSION } from '../../shared/version';
 import type { ServerContext } from '../context';
-import { backupDirKey } from '../repo/layout';
+import { backupDirKey, bundleKey } from '../repo/layout';
 import { MANIFEST_FILE, PARTIAL_MANIFEST_FILE } from '../repo/stanza-store';
 
 export interface Resumable {
@@ -143,7 +143,10 @@ export async function prepareResume(ctx: ServerContext, stanza: string, info: Ba
 /** After a resumed backup: removes files of the partial set that the new manifest does not store (dropped since, or changed name). */
 export async function removeStrays(ctx: ServerContext, stanza: string, label: string, stored: Iterable<ManifestFile>): Promise<number> {
   const dir = backupDirKey(stanza, label);
-  const wanted = new Set([...stored].map((f) => `${f.name}${compressExtension(f.compressType)}`));
+  // a bundled file lives in its bundle: the bundles this run wrote are wanted too (they were all
+  // removed as strays before, and a resumed backup with --bundle completed without its data)
+  const wanted = new Set([...stored].map((f) => (f.bundleId !== undefined
+    ? bundleKey(stanza, label, f.bundleId).slice(dir.length + 1) : `${f.name}${compressExtension(f.compressType)}`)));
   let removed = 0;
   for (const rel of await ctx.storage.listTree(dir)) {
     if (rel === PARTIAL_MANIFEST_FILE || rel === MANIFEST_FILE || wanted.has(rel)) continue;

@@ -22,50 +22,69 @@ const BASE_OFFSETS = Uint32Array.from([
   0x783125bb, 0x6ca8eaa2, 0xe407eac6, 0x4b5cfc3e, 0x9fbf8c76, 0x15ca20be, 0xf2ca9fd3, 0x959bd756,
 ]);
 
-const sums = new Uint32Array(N_SUMS);
 const aligned = new Uint32Array(WORDS);
 const alignedBytes = new Uint8Array(aligned.buffer);
+
+/** The page's words in host order (little-endian): a view when it is 4-byte aligned (chunks read into whole buffers are), else a copy. */
+function wordsOf(page: Uint8Array): Uint32Array {
+  if (page.byteOffset % 4 === 0) return new Uint32Array(page.buffer, page.byteOffset, WORDS);
+  alignedBytes.set(page.subarray(0, PAGE_SIZE));
+  return aligned;
+}
 
 /**
  * pg_checksum_page(): the page read as 32 columns of little-endian 32-bit words, each column an
  * FNV-1a-like hash with its own start value, with pd_checksum counted as zero, xor-folded, the
  * block number mixed in, reduced to 1..65535. (PostgreSQL reads the words in host order; every
- * platform it runs on for real is little-endian, and so is this check.)
+ * platform it runs on for real is little-endian, and so is this check.) This runs for every page
+ * of a backup: it reads the page where it lies and allocates nothing.
  */
 export function pgPageChecksum(page: Uint8Array, blockNo: number): number {
   if (page.length < PAGE_SIZE) throw new Error(`a page is ${PAGE_SIZE} bytes, got ${page.length}`);
-  alignedBytes.set(page.subarray(0, PAGE_SIZE));
-  const saved = aligned[CHECKSUM_OFFSET / 4];
-  // pd_checksum is the low half of the third word (bytes 8-9)
-  aligned[CHECKSUM_OFFSET / 4] = saved & 0xffff0000;
-  sums.set(BASE_OFFSETS);
-  for (let i = 0; i < WORDS; i += N_SUMS) {
-    for (let j = 0; j < N_SUMS; j++) {
-      const tmp = (sums[j] ^ aligned[i + j]) >>> 0;
-      sums[j] = Math.imul(tmp, FNV_PRIME) ^ (tmp >>> 17);
-    }
-  }
-  for (let round = 0; round < 2; round++) {
-    for (let j = 0; j < N_SUMS; j++) {
-      const tmp = sums[j];
-      sums[j] = Math.imul(tmp, FNV_PRIME) ^ (tmp >>> 17);
-    }
-  }
+  const words = wordsOf(page);
+  // the 32 columns are independent: one at a time keeps its sum in a register
   let result = 0;
-  for (let j = 0; j < N_SUMS; j++) result ^= sums[j];
+  for (let j = 0; j < N_SUMS; j++) {
+    let sum = BASE_OFFSETS[j];
+    // pd_checksum is the low half of the third word (bytes 8-9): counted as zero
+    let tmp = (sum ^ (j === CHECKSUM_OFFSET / 4 ? words[j] & 0xffff0000 : words[j])) >>> 0;
+    sum = Math.imul(tmp, FNV_PRIME) ^ (tmp >>> 17);
+    for (let i = N_SUMS + j; i < WORDS; i += N_SUMS) {
+      tmp = (sum ^ words[i]) >>> 0;
+      sum = Math.imul(tmp, FNV_PRIME) ^ (tmp >>> 17);
+    }
+    // two rounds of zeroes
+    tmp = sum >>> 0;
+    sum = Math.imul(tmp, FNV_PRIME) ^ (tmp >>> 17);
+    tmp = sum >>> 0;
+    sum = Math.imul(tmp, FNV_PRIME) ^ (tmp >>> 17);
+    result ^= sum;
+  }
   result = (result ^ blockNo) >>> 0;
   return (result % 65535) + 1;
 }
 
+const u16 = (b: Uint8Array, at: number) => b[at] | (b[at + 1] << 8);
+const u32 = (b: Uint8Array, at: number) => (b[at] | (b[at + 1] << 8) | (b[at + 2] << 16) | (b[at + 3] << 24)) >>> 0;
+
 /** pd_lsn: two 32-bit halves, high first. */
 export function pageLsn(page: Uint8Array): bigint {
-  const view = Buffer.from(page.buffer, page.byteOffset, page.byteLength);
-  return (BigInt(view.readUInt32LE(0)) << 32n) | BigInt(view.readUInt32LE(4));
+  return (BigInt(u32(page, 0)) << 32n) | BigInt(u32(page, 4));
 }
 
 function allZero(page: Uint8Array): boolean {
   for (let i = 0; i < page.length; i++) if (page[i] !== 0) return false;
   return true;
+}
+
+/** An LSN as the two 32-bit halves pages store, so a page's is compared without a BigInt per page. */
+export interface LsnHalves {
+  hi: number;
+  lo: number;
+}
+
+export function lsnHalves(lsn: bigint): LsnHalves {
+  return { hi: Number((lsn >> 32n) & 0xffffffffn), lo: Number(lsn & 0xffffffffn) };
 }
 
 /**
@@ -74,13 +93,14 @@ function allZero(page: Uint8Array): boolean {
  * `lsnLimit`) may be torn in the copy and is left to WAL replay; anything else needs a matching
  * pd_checksum. A partial page at the end (the file being extended) passes only on those two grounds.
  */
-export function pageProblem(page: Uint8Array, blockNo: number, lsnLimit: bigint): string | null {
+export function pageProblem(page: Uint8Array, blockNo: number, lsnLimit: bigint | LsnHalves): string | null {
   if (page.length < PAGE_HEADER_SIZE) return 'a partial page too short to hold a header';
-  const view = Buffer.from(page.buffer, page.byteOffset, page.byteLength);
-  if (view.readUInt16LE(UPPER_OFFSET) === 0) return allZero(page) ? null : 'a new page (pd_upper 0) that is not all zeroes';
-  if (pageLsn(page) >= lsnLimit) return null;
+  if (u16(page, UPPER_OFFSET) === 0) return allZero(page) ? null : 'a new page (pd_upper 0) that is not all zeroes';
+  const limit = typeof lsnLimit === 'bigint' ? lsnHalves(lsnLimit) : lsnLimit;
+  const hi = u32(page, 0);
+  if (hi > limit.hi || (hi === limit.hi && u32(page, 4) >= limit.lo)) return null;
   if (page.length < PAGE_SIZE) return 'a partial page';
-  const stored = view.readUInt16LE(CHECKSUM_OFFSET);
+  const stored = u16(page, CHECKSUM_OFFSET);
   const computed = pgPageChecksum(page, blockNo);
   return stored === computed ? null : `checksum ${stored} on the page, ${computed} computed`;
 }
@@ -112,10 +132,12 @@ export class PageChecksumFilter extends Transform {
   private carry = Buffer.alloc(0);
   private readonly errors: BlockRange[] = [];
   private finished = false;
+  private readonly lsnLimit: LsnHalves;
 
-  constructor(firstBlock: number, private readonly lsnLimit: bigint) {
+  constructor(firstBlock: number, lsnLimit: bigint) {
     super();
     this.block = firstBlock;
+    this.lsnLimit = lsnHalves(lsnLimit);
   }
 
   override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {

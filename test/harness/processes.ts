@@ -236,6 +236,13 @@ export interface SpawnOptions {
   logFile?: string;
 }
 
+/** The node flags a program's `#!/usr/bin/env -S node FLAGS` line gives it when run as a bin, so `node FILE` runs it the same way. */
+function shebangFlags(file: string): string[] {
+  const first = fs.readFileSync(file, 'utf8').split('\n', 1)[0];
+  const m = /^#!\S*env -S node\s+(.*)$/.exec(first);
+  return m ? m[1].split(/\s+/).filter(Boolean) : [];
+}
+
 /** Starts a program as a daemon (its own process group) and collects its output. */
 export async function startProgram(name: string, program: Program, args: string[], opts: SpawnOptions = {}): Promise<Proc> {
   const asPostgres = opts.asPostgres ?? runsAsPostgres();
@@ -243,7 +250,8 @@ export async function startProgram(name: string, program: Program, args: string[
   // PGREPO_CPU_PROF_DIR=DIR: daemons write V8 CPU profiles there when they stop (where the time goes, for the benchmark)
   const profileDir = process.env.PGREPO_CPU_PROF_DIR;
   const profile = profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [];
-  const child = spawn(nodePath, [...profile, file, ...args], {
+  const flags = shebangFlags(file);
+  const child = spawn(nodePath, [...flags, ...profile, file, ...args], {
     cwd: opts.cwd ?? '/tmp',
     env: childEnv(asPostgres, opts.env),
     stdio: ['ignore', 'pipe', 'pipe'],

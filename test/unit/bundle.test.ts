@@ -5,7 +5,7 @@
 import { describe, expect, it } from 'vitest';
 import { parseInfo } from '../../shared/info/ini';
 import { parseManifest, renderManifest, type Manifest } from '../../shared/info/manifest';
-import { bundled } from '../../agent/transfer/schedule';
+import { acrossTablespaces, bundled, tablespaceOfFile } from '../../agent/transfer/schedule';
 import { storedLocation } from '../../repo-server/repo/layout';
 
 const KiB = 1024;
@@ -26,6 +26,30 @@ describe('bundled()', () => {
     const files = [f('a', 10), f('b', 20)];
     expect(bundled(files, 0, 100)).toEqual(files.map((file) => ({ kind: 'file', file })));
     expect(bundled([f('a', 150), f('b', 150)], 1000, 100)).toEqual([{ kind: 'bundle', files: [f('a', 150)] }, { kind: 'bundle', files: [f('b', 150)] }]);
+  });
+
+  it('never puts files of two tablespaces in one bundle', () => {
+    const files = [f('pg_data/base/1/1', 50), f('pg_tblspc/16384/PG_15_1/5/1', 40), f('pg_data/base/1/2', 30), f('pg_tblspc/16384/PG_15_1/5/2', 20)];
+    expect(bundled(files, 1000, 1000, () => true, (x) => tablespaceOfFile(x.name))).toEqual([
+      { kind: 'bundle', files: [files[0], files[2]] },
+      { kind: 'bundle', files: [files[1], files[3]] },
+    ]);
+  });
+});
+
+describe('acrossTablespaces()', () => {
+  it('takes turns between tablespaces, each in its own order, as pgBackRest\'s queue per tablespace does', () => {
+    const names = ['pg_data/base/1/1', 'pg_data/base/1/2', 'pg_data/base/1/3', 'pg_tblspc/16384/PG_15_1/5/1', 'pg_tblspc/16385/PG_15_1/5/1', 'pg_tblspc/16384/PG_15_1/5/2'];
+    expect(acrossTablespaces(names, tablespaceOfFile)).toEqual([
+      'pg_data/base/1/1', 'pg_tblspc/16384/PG_15_1/5/1', 'pg_tblspc/16385/PG_15_1/5/1',
+      'pg_data/base/1/2', 'pg_tblspc/16384/PG_15_1/5/2',
+      'pg_data/base/1/3',
+    ]);
+  });
+
+  it('leaves a cluster without tablespaces in its order', () => {
+    const names = ['pg_data/base/1/3', 'pg_data/base/1/1', 'pg_data/global/1260'];
+    expect(acrossTablespaces(names, tablespaceOfFile)).toEqual(names);
   });
 });
 

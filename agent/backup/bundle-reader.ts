@@ -1,0 +1,105 @@
+import { Worker } from 'node:worker_threads';
+import type { BlockRange } from '../../shared/stream/page-checksum';
+import { workerScriptPath } from '../../shared/stream/codec-pool';
+
+export interface BundleReadTask {
+  id: number;
+  type: string;
+  level: number;
+  lsnLimit: bigint;
+  files: Array<{ path: string; size: number; firstBlock: number | null }>;
+}
+
+/** What a reader thread made of one file. */
+export interface ReadFileResult {
+  /** dropped since the listing: nothing to send */
+  gone: boolean;
+  size: number;
+  checksum: string;
+  /** compressed frames as stored (the original bytes themselves for compress-type none) */
+  frames: Uint8Array[];
+  pageErrors: BlockRange[];
+  /** undefined when the file's pages are not checked */
+  pageValid?: boolean;
+}
+
+export interface BundleReadReply {
+  id: number;
+  results?: ReadFileResult[];
+  error?: string;
+  code?: string;
+}
+
+interface Reader {
+  worker: Worker;
+  busy: number;
+}
+
+/**
+ * process-max threads that read, hash, page-check and compress the small files of bundles, a
+ * batch per message (bundle-read-worker.ts): a cluster of 100,000 small relations is 100,000
+ * opens, reads and closes, and on the main thread they waited for the disk one at a time.
+ */
+export class BundleReaders {
+  private readonly readers: Reader[] = [];
+  private readonly pending = new Map<number, { resolve: (r: ReadFileResult[]) => void; reject: (e: Error) => void; reader: Reader }>();
+  private nextId = 1;
+  private closed = false;
+
+  constructor(size: number) {
+    const script = workerScriptPath(__dirname, 'bundle-read-worker.js');
+    for (let i = 0; i < Math.max(1, size); i++) {
+      const worker = new Worker(script, { resourceLimits: { maxYoungGenerationSizeMb: 4, maxOldGenerationSizeMb: 32 } });
+      const reader: Reader = { worker, busy: 0 };
+      worker.on('message', (reply: BundleReadReply) => this.settle(reader, reply));
+      worker.on('error', (err) => this.fail(reader, new Error(`a backup file reader thread failed: ${err.message}`)));
+      worker.on('exit', (code) => {
+        if (!this.closed) this.fail(reader, new Error(`a backup file reader thread exited (code ${code})`));
+      });
+      worker.unref();
+      this.readers.push(reader);
+    }
+  }
+
+  /** Reads a batch of files on the least busy thread. */
+  read(task: Omit<BundleReadTask, 'id'>): Promise<ReadFileResult[]> {
+    if (this.closed) return Promise.reject(new Error('the backup file readers are closed'));
+    const reader = this.readers.reduce((a, b) => (b.busy < a.busy ? b : a));
+    const id = this.nextId++;
+    if (this.pending.size === 0) for (const r of this.readers) r.worker.ref();
+    reader.busy++;
+    return new Promise((resolve, reject) => {
+      this.pending.set(id, { resolve, reject, reader });
+      reader.worker.postMessage({ ...task, id });
+    });
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    for (const p of this.pending.values()) p.reject(new Error('the backup file readers were closed'));
+    this.pending.clear();
+    await Promise.all(this.readers.map((r) => r.worker.terminate()));
+  }
+
+  private settle(reader: Reader, reply: BundleReadReply): void {
+    reader.busy--;
+    const p = this.pending.get(reply.id);
+    this.pending.delete(reply.id);
+    if (this.pending.size === 0) for (const r of this.readers) r.worker.unref();
+    if (!p) return;
+    if (reply.results) {
+      for (const r of reply.results) r.frames = r.frames.map((b) => Buffer.from(b.buffer, b.byteOffset, b.byteLength));
+      p.resolve(reply.results);
+    } else {
+      p.reject(Object.assign(new Error(reply.error), { code: reply.code }));
+    }
+  }
+
+  private fail(reader: Reader, err: Error): void {
+    for (const [id, p] of this.pending) {
+      if (p.reader !== reader) continue;
+      this.pending.delete(id);
+      p.reject(err);
+    }
+  }
+}
