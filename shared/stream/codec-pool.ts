@@ -1,7 +1,6 @@
-import fs from 'node:fs';
-import path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { UserError } from '../errors';
+import { workerScript } from '../worker-script';
 import { BufferRing } from './buffer-ring';
 import { decodeFrame, encodeFrame } from './frame-codec';
 
@@ -36,15 +35,6 @@ export interface CodecReply {
  */
 export function transferable(b: Uint8Array): ArrayBuffer[] {
   return b.buffer instanceof ArrayBuffer && b.buffer.byteLength > Buffer.poolSize ? [b.buffer] : [];
-}
-
-// dist/shared/stream/codec-worker.js; when this module runs from TypeScript sources (tests), the built copy
-function workerScript(): string {
-  const beside = path.join(__dirname, 'codec-worker.js');
-  if (fs.existsSync(beside)) return beside;
-  const built = path.resolve(__dirname, '..', '..', 'dist', 'shared', 'stream', 'codec-worker.js');
-  if (fs.existsSync(built)) return built;
-  throw new Error(`the codec worker is not built (${beside}): run npm run build`);
 }
 
 /** A frame that does not compress or decompress: on restore, a damaged repository copy. */
@@ -91,7 +81,7 @@ export class CodecPool {
     this.chunks = new Limiter(2 * Math.max(1, size) + 2);
     // every chunk slot may hold an input and an output buffer, and each file's splitter a frame or two
     this.ring = new BufferRing(4 * Math.max(1, size) + 8);
-    const script = workerScript();
+    const script = workerScript(__dirname, 'codec-worker.js');
     for (let i = 0; i < Math.max(1, size); i++) {
       // codec threads hold little on the JavaScript heap (buffers live outside it): small heaps keep the agent's RSS low
       const worker = new Worker(script, { resourceLimits: { maxYoungGenerationSizeMb: 2, maxOldGenerationSizeMb: 24 } });
