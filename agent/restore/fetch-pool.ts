@@ -54,7 +54,8 @@ export class RestoreFetchPool {
   constructor(size: number, connection: FetchWorkerData) {
     const script = workerScript(__dirname, 'fetch-worker.js');
     for (let i = 0; i < Math.max(1, size); i++) {
-      const worker = new Worker(script, { workerData: connection });
+      // a small young generation: the received messages' memory is freed by the next scavenge, not held until a full collection
+      const worker = new Worker(script, { workerData: connection, resourceLimits: { maxYoungGenerationSizeMb: 4 } });
       const slot: Slot = { worker, busy: 0 };
       worker.on('message', (reply: FetchReply) => this.settle(reply));
       worker.on('error', (err) => this.fail(new UserError(`a restore worker thread failed: ${err.message}`)));
@@ -65,6 +66,14 @@ export class RestoreFetchPool {
 
   get size(): number {
     return this.slots.length;
+  }
+
+  /**
+   * Tasks to keep in flight: two per worker, so one's round trip overlaps the other's work. More
+   * would only queue on the worker's connection, holding what it has received and not yet read.
+   */
+  get inFlight(): number {
+    return 2 * this.slots.length;
   }
 
   /** Restores the task's files; rejects with the worker's error (UserError), or UnframedFiles. */

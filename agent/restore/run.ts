@@ -9,7 +9,7 @@ import type { ManifestFile__Output } from '../../shared/generated/pgrepo/v1/Mani
 import type { ManifestPart__Output } from '../../shared/generated/pgrepo/v1/ManifestPart';
 import type { RestoreSummary__Output } from '../../shared/generated/pgrepo/v1/RestoreSummary';
 import type { AgentContext } from '../context';
-import { filesInFlight, largestFirst } from '../transfer/schedule';
+import { largestFirst } from '../transfer/schedule';
 import { CodecPool } from '../../shared/stream/codec-pool';
 import { forEachLimited, ProgressReporter } from '../../shared/progress';
 import { syncDirectory, syncFile, syncFileSystems } from '../../shared/fs-sync';
@@ -203,7 +203,7 @@ async function restoreInto(pgData: string, ctx: AgentContext, job: RestoreJob__O
   // biggest first keeps every worker busy to the end; small files travel many to a call
   const items = restoreItems(largestFirst(files.filter((f) => f.name !== PG_CONTROL)));
   try {
-    await forEachLimited(items, filesInFlight(fetchers.size), (item) => (item.kind === 'file' ? restoreOne(item.file) : restoreBatch(item.files)), cancelled);
+    await forEachLimited(items, fetchers.inFlight, (item) => (item.kind === 'file' ? restoreOne(item.file) : restoreBatch(item.files)), cancelled);
     if (cancelled()) throw new UserError('the restore was cancelled');
 
     writeRecoveryConfig(pgData, recovery, ctx.archiveGetCommand);
