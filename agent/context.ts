@@ -1,5 +1,6 @@
 import type { Logger } from '../shared/log';
 import type { RepositoryClient } from './transfer/client';
+import type { TlsFiles } from '../shared/tls';
 import type { PgConnectionOptions } from './pg/cluster';
 import type { ArchivePusher } from './archive/pusher';
 import type { WalPrefetcher } from './archive/prefetch';
@@ -8,8 +9,10 @@ import type { WalPrefetcher } from './archive/prefetch';
 export interface AgentContext {
   log: Logger;
   client: RepositoryClient;
-  /** the repository server's address, for messages */
+  /** the repository server's address, for messages and for channels of worker threads */
   server: string;
+  /** the agent's certificate, key and CA: worker threads that dial channels of their own use them */
+  tls: TlsFiles;
   stanza: string;
   pgPath: string;
   pg: PgConnectionOptions;

@@ -49,6 +49,7 @@ export async function runDaemon(argv: string[]): Promise<number | void> {
     log,
     client: repositoryClient(server, tls),
     server,
+    tls,
     stanza,
     pgPath,
     pg: { socketPath: options.str('pg-socket-path')!, port: options.int('pg-port')!, user: options.str('pg-user') ?? os.userInfo().username, database: options.str('pg-database')! },

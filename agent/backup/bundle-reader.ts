@@ -1,6 +1,6 @@
 import { Worker } from 'node:worker_threads';
 import type { BlockRange } from '../../shared/stream/page-checksum';
-import { workerScriptPath } from '../../shared/stream/codec-pool';
+import { workerScript } from '../../shared/worker-script';
 
 export interface BundleReadTask {
   id: number;
@@ -47,7 +47,7 @@ export class BundleReaders {
   private closed = false;
 
   constructor(size: number) {
-    const script = workerScriptPath(__dirname, 'bundle-read-worker.js');
+    const script = workerScript(__dirname, 'bundle-read-worker.js');
     for (let i = 0; i < Math.max(1, size); i++) {
       const worker = new Worker(script, { resourceLimits: { maxYoungGenerationSizeMb: 4, maxOldGenerationSizeMb: 32 } });
       const reader: Reader = { worker, busy: 0 };

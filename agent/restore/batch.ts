@@ -1,6 +1,9 @@
 import { UserError } from '../../shared/errors';
 import type { BackupFilesChunk__Output } from '../../shared/generated/pgrepo/v1/BackupFilesChunk';
 import type { RepositoryClient } from '../transfer/client';
+import type { CodecPool } from '../../shared/stream/codec-pool';
+import type { ManifestFile__Output } from '../../shared/generated/pgrepo/v1/ManifestFile';
+import { writeFetchedFile } from './file';
 
 /**
  * Small files are fetched many to a call (GetBackupFiles): what a small file costs is the call,
@@ -60,4 +63,18 @@ export async function fetchBatch<T extends { name: string }>(client: RepositoryC
   } finally {
     if (!finished) call.cancel();
   }
+}
+
+/**
+ * Fetches files on the calling thread through the codec pool, which also reads stored bytes that
+ * are not in delimited frames (a streaming decoder takes over where frames stop).
+ */
+export async function fetchOrdinarily(client: RepositoryClient, stanza: string, label: string,
+  files: ReadonlyArray<{ file: ManifestFile__Output; dest: string; durable: boolean }>, batch: boolean, pool: CodecPool): Promise<void> {
+  if (!batch) {
+    const { file, dest, durable } = files[0];
+    await writeFetchedFile(client.GetBackupFile({ stanza, label, name: file.name }), file, label, dest, pool, durable);
+    return;
+  }
+  await fetchBatch(client, stanza, label, files.map((f) => ({ ...f, name: f.file.name })), (f, messages) => writeFetchedFile(messages, f.file, label, f.dest, pool, f.durable));
 }

@@ -3,10 +3,24 @@ import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import { UserError } from '../../shared/errors';
 import { isCodecError, type CodecPool } from '../../shared/stream/codec-pool';
-import { downloadChunks } from '../transfer/download';
+import { downloadChunks, type Downloaded } from '../transfer/download';
 import type { ManifestFile__Output } from '../../shared/generated/pgrepo/v1/ManifestFile';
 
-const modeOf = (file: ManifestFile__Output) => parseInt(file.mode, 8);
+export const modeOf = (file: ManifestFile__Output) => parseInt(file.mode, 8);
+
+/** What a restored file must match: the stored size and the original size and SHA-1 the manifest records. */
+export function checkRestored(file: ManifestFile__Output, label: string, sums: Downloaded): void {
+  if (file.repo_size && sums.storedSize !== file.repo_size) {
+    throw new UserError(`file ${file.name} of backup ${label}: the repository copy has ${sums.storedSize} bytes, but the manifest records ${file.repo_size}; the repository is damaged`, 'CORRUPT');
+  }
+  if (sums.original.checksum !== file.checksum || sums.original.size !== file.size) {
+    throw new UserError(`file ${file.name} of backup ${label}: restored ${sums.original.size} bytes with SHA-1 ${sums.original.checksum}, but the manifest records ${file.size} bytes with SHA-1 ${file.checksum}; the repository is damaged`, 'CORRUPT');
+  }
+}
+
+export function undecodable(file: ManifestFile__Output, label: string, err: unknown): UserError {
+  return new UserError(`file ${file.name} of backup ${label}: the repository copy cannot be decompressed (${(err as Error).message}); the repository is damaged`, 'CORRUPT');
+}
 
 /**
  * Writes one file from the repository's stored bytes, proving both checksums and the size against the manifest.
@@ -20,15 +34,10 @@ export async function writeFetchedFile(messages: AsyncIterable<{ data?: Buffer }
     try {
       sums = await downloadChunks(messages, file.compress_type, pool, handle);
     } catch (err) {
-      if (isCodecError(err)) throw new UserError(`file ${file.name} of backup ${label}: the repository copy cannot be decompressed (${(err as Error).message}); the repository is damaged`, 'CORRUPT');
+      if (isCodecError(err)) throw undecodable(file, label, err);
       throw err;
     }
-    if (file.repo_size && sums.storedSize !== file.repo_size) {
-      throw new UserError(`file ${file.name} of backup ${label}: the repository copy has ${sums.storedSize} bytes, but the manifest records ${file.repo_size}; the repository is damaged`, 'CORRUPT');
-    }
-    if (sums.original.checksum !== file.checksum || sums.original.size !== file.size) {
-      throw new UserError(`file ${file.name} of backup ${label}: restored ${sums.original.size} bytes with SHA-1 ${sums.original.checksum}, but the manifest records ${file.size} bytes with SHA-1 ${file.checksum}; the repository is damaged`, 'CORRUPT');
-    }
+    checkRestored(file, label, sums);
     await handle.chmod(modeOf(file));
     await handle.utimes(file.timestamp, file.timestamp);
     if (durable) await handle.sync();

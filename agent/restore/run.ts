@@ -9,7 +9,7 @@ import type { ManifestFile__Output } from '../../shared/generated/pgrepo/v1/Mani
 import type { ManifestPart__Output } from '../../shared/generated/pgrepo/v1/ManifestPart';
 import type { RestoreSummary__Output } from '../../shared/generated/pgrepo/v1/RestoreSummary';
 import type { AgentContext } from '../context';
-import { filesInFlight, largestFirst } from '../transfer/schedule';
+import { largestFirst } from '../transfer/schedule';
 import { CodecPool } from '../../shared/stream/codec-pool';
 import { forEachLimited, ProgressReporter } from '../../shared/progress';
 import { syncDirectory, syncFile, syncFileSystems } from '../../shared/fs-sync';
@@ -18,8 +18,9 @@ import { sleep } from '../../shared/sleep';
 import { writeRecoveryConfig } from './recovery-config';
 import { RestoreLayout, tablespaceTargets } from './layout';
 import { cleanTree, type ManifestIndex } from './clean';
-import { compareLocalFile, writeFetchedFile, writeZeroedFile, type LocalState } from './file';
-import { fetchBatch, restoreItems } from './batch';
+import { compareLocalFile, writeZeroedFile, type LocalState } from './file';
+import { fetchOrdinarily, restoreItems } from './batch';
+import { RestoreFetchPool, UnframedFiles } from './fetch-pool';
 import { zeroedFileFilter } from './selective';
 
 type Reply = (reply: Omit<JobReply, 'job_id'>) => void;
@@ -164,37 +165,45 @@ async function restoreInto(pgData: string, ctx: AgentContext, job: RestoreJob__O
     summary.bytes_fetched += file.size;
     log.debug({ file: file.name, size: file.size, found }, 'file fetched');
   };
-  const restoreOne = async (file: ManifestFile__Output, durable = false) => {
-    const dest = layout.localPath(file.name);
-    const state = await settledLocally(file, dest);
-    if (state === 'missing' || state === 'different') {
-      await writeFetchedFile(ctx.client.GetBackupFile({ stanza: job.stanza, label: view.label, name: file.name }), file, view.label, dest, pool, durable);
-      if (!durable) written.push(dest);
+  // files are fetched, decoded, checked and written by process-max worker threads with channels of their own;
+  // the main thread's codec pool serves only stored files that are not in delimited frames
+  const fetchers = new RestoreFetchPool(job.process_max || 1, { server: ctx.server, tls: ctx.tls });
+  let codecs: CodecPool | undefined;
+  const fetch = async (wanted: Array<{ file: ManifestFile__Output; state: LocalState }>, batch: boolean, durable: boolean) => {
+    const files = wanted.map(({ file }) => ({ file, dest: layout.localPath(file.name), durable }));
+    try {
+      await fetchers.run({ stanza: job.stanza, label: view.label, batch, files });
+    } catch (err) {
+      if (!(err instanceof UnframedFiles)) throw err;
+      log.debug({ files: files.length, first: files[0].file.name }, 'stored bytes not in delimited frames: read through the streaming decoder');
+      codecs ??= new CodecPool(job.process_max || 1);
+      await fetchOrdinarily(ctx.client, job.stanza, view.label, files, batch, codecs);
+    }
+    for (const { file, state } of wanted) {
+      if (!durable) written.push(layout.localPath(file.name));
       fetched(file, state);
     }
+  };
+  const restoreOne = async (file: ManifestFile__Output, durable = false) => {
+    const state = await settledLocally(file, layout.localPath(file.name));
+    if (state === 'missing' || state === 'different') await fetch([{ file, state }], false, durable);
     await done(file);
   };
   const restoreBatch = async (files: ManifestFile__Output[]) => {
-    const wanted: Array<{ name: string; file: ManifestFile__Output; state: LocalState }> = [];
+    const wanted: Array<{ file: ManifestFile__Output; state: LocalState }> = [];
     for (const file of files) {
       const state = await settledLocally(file, layout.localPath(file.name));
-      if (state === 'missing' || state === 'different') wanted.push({ name: file.name, file, state });
+      if (state === 'missing' || state === 'different') wanted.push({ file, state });
       else await done(file);
     }
     if (wanted.length === 0) return;
-    await fetchBatch(ctx.client, job.stanza, view.label, wanted, async ({ file, state }, messages) => {
-      await writeFetchedFile(messages, file, view.label, layout.localPath(file.name), pool, false);
-      written.push(layout.localPath(file.name));
-      fetched(file, state);
-      await done(file);
-    });
+    await fetch(wanted, true, false);
+    for (const { file } of wanted) await done(file);
   };
-  // biggest first keeps every worker busy to the end; decompression runs on process-max codec threads;
-  // small files travel many to a call
+  // biggest first keeps every worker busy to the end; small files travel many to a call
   const items = restoreItems(largestFirst(files.filter((f) => f.name !== PG_CONTROL)));
-  const pool = new CodecPool(job.process_max || 1);
   try {
-    await forEachLimited(items, filesInFlight(pool.size), (item) => (item.kind === 'file' ? restoreOne(item.file) : restoreBatch(item.files)), cancelled);
+    await forEachLimited(items, fetchers.inFlight, (item) => (item.kind === 'file' ? restoreOne(item.file) : restoreBatch(item.files)), cancelled);
     if (cancelled()) throw new UserError('the restore was cancelled');
 
     writeRecoveryConfig(pgData, recovery, ctx.archiveGetCommand);
@@ -202,7 +211,8 @@ async function restoreInto(pgData: string, ctx: AgentContext, job: RestoreJob__O
     const control = files.find((f) => f.name === PG_CONTROL);
     if (control) await restoreOne(control, true);
   } finally {
-    await pool.close();
+    await fetchers.close();
+    await codecs?.close();
   }
   progress.flush();
   for (const p of view.first.paths) await syncDirectory(layout.localPath(p.name));

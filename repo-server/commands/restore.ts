@@ -15,6 +15,7 @@ import { authorizeStanza, type Caller } from '../service/guard';
 import { storedLocation } from '../repo/layout';
 import type { Emit } from './backup';
 import { chooseBackup, zeroedDatabases } from './restore-plan';
+import { rawChunk, readBuffer, type RawChunk } from './restore-send';
 
 /** The label to restore for GetManifest: the one asked for, which must be a complete backup, or the newest. */
 async function resolveLabel(ctx: ServerContext, stanza: string, set: string): Promise<string> {
@@ -126,14 +127,13 @@ function manifestFile(m: Manifest, name: string) {
 
 type StoredFile = Manifest['files'][number];
 
-/** The stored bytes of one file of a backup, in reads of about a frame. */
-async function* storedChunks(ctx: ServerContext, stanza: string, label: string, file: StoredFile): AsyncGenerator<Buffer> {
+/** The stored bytes of one file of a backup, in reads of about a frame, each into a buffer of readBuffer(). */
+async function* storedPieces(ctx: ServerContext, stanza: string, label: string, file: StoredFile): AsyncGenerator<{ buf: Buffer; n: number }> {
   const { key, range } = storedLocation(stanza, label, file);
   try {
-    // 1 MiB reads: a stored frame is at most about that, and fewer, larger messages cost less per byte
-    for await (const chunk of ctx.storage.openRead(key, 1024 * 1024, range)) {
-      ctx.metrics.sent(stanza, 'backup', (chunk as Buffer).length);
-      yield chunk as Buffer;
+    for await (const piece of ctx.storage.readPieces(key, readBuffer, range)) {
+      ctx.metrics.sent(stanza, 'backup', piece.n);
+      yield piece;
     }
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
@@ -143,18 +143,18 @@ async function* storedChunks(ctx: ServerContext, stanza: string, label: string, 
   }
 }
 
-export async function getBackupFile(ctx: ServerContext, req: GetBackupFileRequest__Output, caller: Caller, write: (chunk: FileChunk) => Promise<void>): Promise<void> {
+export async function getBackupFile(ctx: ServerContext, req: GetBackupFileRequest__Output, caller: Caller, write: (chunk: FileChunk | RawChunk) => Promise<void>): Promise<void> {
   const stanza = authorizeStanza(ctx, caller, req.stanza);
   const label = validateBackupLabel(req.label);
   const file = manifestFile(await ctx.store.manifest(stanza, label), validateManifestPath(req.name));
-  for await (const data of storedChunks(ctx, stanza, label, file)) await write({ data });
+  for await (const { buf, n } of storedPieces(ctx, stanza, label, file)) await write(rawChunk(buf, n));
 }
 
 /** Files asked for in one GetBackupFiles call at most: bounds the work one request can start. */
 export const MAX_FILES_PER_CALL = 10_000;
 
 export async function getBackupFiles(ctx: ServerContext, req: GetBackupFilesRequest__Output, caller: Caller,
-  write: (chunk: BackupFilesChunk) => Promise<void>): Promise<void> {
+  write: (chunk: BackupFilesChunk | RawChunk) => Promise<void>): Promise<void> {
   const stanza = authorizeStanza(ctx, caller, req.stanza);
   const label = validateBackupLabel(req.label);
   if (req.names.length > MAX_FILES_PER_CALL) {
@@ -163,12 +163,12 @@ export async function getBackupFiles(ctx: ServerContext, req: GetBackupFilesRequ
   const manifest = await ctx.store.manifest(stanza, label);
   const files = req.names.map((name) => manifestFile(manifest, validateManifestPath(name)));
   for (let index = 0; index < files.length; index++) {
-    // one chunk behind, so the file's last chunk carries the end mark: a small file is one message
-    let held: Buffer | undefined;
-    for await (const data of storedChunks(ctx, stanza, label, files[index])) {
-      if (held) await write({ index, data: held });
-      held = data;
+    // one piece behind, so the file's last piece carries the end mark: a small file is one message
+    let held: { buf: Buffer; n: number } | undefined;
+    for await (const piece of storedPieces(ctx, stanza, label, files[index])) {
+      if (held) await write(rawChunk(held.buf, held.n, { index, end: false }));
+      held = piece;
     }
-    await write({ index, data: held ?? Buffer.alloc(0), end: true });
+    await write(held ? rawChunk(held.buf, held.n, { index, end: true }) : { index, data: Buffer.alloc(0), end: true });
   }
 }

@@ -64,8 +64,8 @@ export function repositoryHandlers(ctx: ServerContext): RepositoryHandlers {
     PutBackupFile: clientStream(ctx, 'PutBackupFile', ['agent'], (call, caller) => putBackupFile(ctx, call, caller)),
     PutBundle: clientStream(ctx, 'PutBundle', ['agent'], (call, caller) => putBundle(ctx, call, caller)),
     GetManifest: serverStream(ctx, 'GetManifest', ['agent'], (call, caller) => getManifest(ctx, call.request, caller, writer(call))),
-    GetBackupFile: serverStream(ctx, 'GetBackupFile', ['agent'], (call, caller) => getBackupFile(ctx, call.request, caller, writer(call))),
-    GetBackupFiles: serverStream(ctx, 'GetBackupFiles', ['agent'], (call, caller) => getBackupFiles(ctx, call.request, caller, writer(call))),
+    GetBackupFile: serverStream(ctx, 'GetBackupFile', ['agent'], (call, caller) => getBackupFile(ctx, call.request, caller, writer<unknown>(call))),
+    GetBackupFiles: serverStream(ctx, 'GetBackupFiles', ['agent'], (call, caller) => getBackupFiles(ctx, call.request, caller, writer<unknown>(call))),
     GetBackupBaseline: serverStream(ctx, 'GetBackupBaseline', ['agent'], (call, caller) => getBackupBaseline(ctx, call.request, caller, writer(call))),
     ArchivePush: clientStream(ctx, 'ArchivePush', ['agent'], (call, caller) => archivePush(ctx, call, caller).then(
       (res) => { ctx.metrics.archivePushed(caller.stanza!); return res; },

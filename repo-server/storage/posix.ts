@@ -37,6 +37,30 @@ export class PosixStorage {
     }
   }
 
+  /**
+   * Reads the file's bytes, or `length` of them from `start` (a file inside a bundle), into buffers
+   * the caller gives (`into`: where the next piece goes, and at most how many bytes): for a
+   * reader that reuses its memory. Yields how many bytes each read filled.
+   */
+  async *readPieces(key: string, into: () => Buffer, range?: { start: number; length: number }): AsyncGenerator<{ buf: Buffer; n: number }> {
+    if (range && range.length === 0) return;
+    const handle = await fsp.open(this.path(key), 'r');
+    try {
+      let position = range?.start ?? 0;
+      let left = range?.length ?? Infinity;
+      while (left > 0) {
+        const buf = into();
+        const { bytesRead } = await handle.read(buf, 0, Math.min(buf.length, left), position);
+        if (bytesRead === 0) return;
+        position += bytesRead;
+        left -= bytesRead;
+        yield { buf, n: bytesRead };
+      }
+    } finally {
+      await handle.close();
+    }
+  }
+
   /** The file's bytes, or `length` of them from `start` (a file inside a bundle). */
   openRead(key: string, highWaterMark = 256 * 1024, range?: { start: number; length: number }): Readable {
     if (range && range.length === 0) return Readable.from([]);

@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import { Worker } from 'node:worker_threads';
 import { parseManifest, type ManifestFile } from '../../shared/info/manifest';
 import type { VerifyProblem } from '../../shared/generated/pgrepo/v1/VerifyProblem';
-import { workerScriptPath } from '../../shared/stream/codec-pool';
+import { workerScript } from '../../shared/worker-script';
 import { judgeInfoPair } from './info-pair';
 import { problem } from './model';
 import type { FromWorker } from './sums-protocol';
@@ -51,7 +51,7 @@ export function loadManifestRows(file: string, key: string, send: (rows: string)
  * rows, a chunk at a time, with the event loop free between chunks.
  */
 export async function readManifestOffThread(file: string, key: string, each: (rows: ManifestRow[]) => void): Promise<{ problems: VerifyProblem[]; loaded: boolean }> {
-  const worker = new Worker(workerScriptPath(__dirname, 'sums-worker.js'));
+  const worker = new Worker(workerScript(__dirname, 'sums-worker.js'));
   try {
     return await new Promise((resolve, reject) => {
       // a thread's messages are all handled in one turn of the event loop: the chunks wait here and are handled one per turn

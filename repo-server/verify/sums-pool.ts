@@ -6,7 +6,7 @@
  * end is lent to one still reading a large file and decodes frames for it.
  */
 import { MessageChannel, Worker } from 'node:worker_threads';
-import { workerScriptPath } from '../../shared/stream/codec-pool';
+import { workerScript } from '../../shared/worker-script';
 import type { StoredSums, SumsRequest } from './stored-sums';
 import type { FromWorker, ToWorker } from './sums-protocol';
 
@@ -111,7 +111,7 @@ export async function sumAll<J extends SumsJob>(jobs: J[], size: number, done: (
   const queue = batches(jobs, size);
   const halves = new Halves<J>();
   if (queue.length === 0) return;
-  const script = workerScriptPath(__dirname, 'sums-worker.js');
+  const script = workerScript(__dirname, 'sums-worker.js');
   const threads: Thread<J>[] = [];
   try {
     await new Promise<void>((resolve, reject) => {

@@ -1,7 +1,6 @@
-import fs from 'node:fs';
-import path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { UserError } from '../errors';
+import { workerScript } from '../worker-script';
 import { BufferRing } from './buffer-ring';
 import { decodeFrame, encodeFrame } from './frame-codec';
 
@@ -36,25 +35,6 @@ export interface CodecReply {
  */
 export function transferable(b: Uint8Array): ArrayBuffer[] {
   return b.buffer instanceof ArrayBuffer && b.buffer.byteLength > Buffer.poolSize ? [b.buffer] : [];
-}
-
-// the project's root: dist/ when running built, the checkout when running from TypeScript sources
-const ROOT = path.resolve(__dirname, '..', '..');
-
-/**
- * The script of a worker thread, `file` beside the module in `dir` (its __dirname): there when
- * running built; when running from TypeScript sources (tests), its built copy under dist/.
- */
-export function workerScriptPath(dir: string, file: string): string {
-  const beside = path.join(dir, file);
-  if (fs.existsSync(beside)) return beside;
-  const built = path.join(ROOT, 'dist', path.relative(ROOT, dir), file);
-  if (fs.existsSync(built)) return built;
-  throw new Error(`the worker thread's script is not built (${beside}): run npm run build`);
-}
-
-function workerScript(): string {
-  return workerScriptPath(__dirname, 'codec-worker.js');
 }
 
 /** A frame that does not compress or decompress: on restore, a damaged repository copy. */
@@ -101,7 +81,7 @@ export class CodecPool {
     this.chunks = new Limiter(2 * Math.max(1, size) + 2);
     // every chunk slot may hold an input and an output buffer, and each file's splitter a frame or two
     this.ring = new BufferRing(4 * Math.max(1, size) + 8);
-    const script = workerScript();
+    const script = workerScript(__dirname, 'codec-worker.js');
     for (let i = 0; i < Math.max(1, size); i++) {
       // codec threads hold little on the JavaScript heap (buffers live outside it): small heaps keep the agent's RSS low
       const worker = new Worker(script, { resourceLimits: { maxYoungGenerationSizeMb: 2, maxOldGenerationSizeMb: 24 } });

@@ -1,0 +1,76 @@
+/**
+ * The restore worker's receiver (agent/restore/receive.ts): stored frames cut anywhere by the
+ * transport, frames whole inside one message or spread over several, raw (incompressible) lz4
+ * blocks put back together from pieces, give the original bytes, their SHA-1 and the stored size;
+ * a stream cut in the middle of a frame is damage; bytes that are not delimited frames are handed
+ * to the other path.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import zlib from 'node:zlib';
+import { afterAll, describe, expect, it } from 'vitest';
+import { encodeFrame, FRAME_SIZE } from '../../shared/stream/frame-codec';
+import { FileReceiver, ReceiveScratch, UnframedError } from '../../agent/restore/receive';
+
+const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'receive-'));
+afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+/** Three frames' worth and a bit: random (stored raw by lz4, barely shrunk by zstd) and repetitive halves. */
+const original = Buffer.concat([randomBytes(FRAME_SIZE + 1000), Buffer.alloc(FRAME_SIZE, 'pgrepo '), randomBytes(FRAME_SIZE / 2), Buffer.alloc(12345, 7)]);
+
+function stored(type: string): Buffer {
+  if (type === 'none') return original;
+  const frames: Buffer[] = [];
+  for (let i = 0; i < original.length; i += FRAME_SIZE) frames.push(encodeFrame(type, type === 'gz' ? 6 : type === 'lz4' ? 1 : 3, original.subarray(i, i + FRAME_SIZE)));
+  return Buffer.concat(frames);
+}
+
+function pieces(b: Buffer, size: number): Buffer[] {
+  const out: Buffer[] = [];
+  // each piece in memory of its own, as received messages are
+  for (let i = 0; i < b.length; i += size) out.push(Buffer.from(b.subarray(i, i + size)));
+  return out;
+}
+
+let n = 0;
+function receive(type: string, parts: Buffer[], scratch = new ReceiveScratch()) {
+  const file = path.join(dir, `f${n++}`);
+  const fd = fs.openSync(file, 'w');
+  try {
+    const r = new FileReceiver(fd, type, scratch);
+    try {
+      for (const p of parts) r.push(p);
+      return { sums: r.finish(), written: fs.readFileSync(file) };
+    } finally {
+      r.release();
+    }
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+describe('FileReceiver', () => {
+  const sha1 = createHash('sha1').update(original).digest('hex');
+
+  it.each(['zst', 'lz4', 'gz', 'none'])('%s: the original bytes, their SHA-1 and the stored size, however the stored bytes are cut', (type) => {
+    const s = stored(type);
+    const scratch = new ReceiveScratch();
+    for (const size of [s.length, FRAME_SIZE, FRAME_SIZE + 4096, 300_000, 65_537, 4096]) {
+      const { sums, written } = receive(type, pieces(s, size), scratch);
+      expect(sums.original, `${type} cut every ${size} bytes`).toEqual({ size: original.length, checksum: sha1 });
+      expect(sums.storedSize).toBe(s.length);
+      expect(written.equals(original), `${type} cut every ${size} bytes: the file's bytes`).toBe(true);
+    }
+  });
+
+  it('a stream that ends in the middle of a frame is damage', () => {
+    const s = stored('zst');
+    expect(() => receive('zst', pieces(s.subarray(0, s.length - 100), 100_000))).toThrow(/ends in the middle of a frame.*truncated/);
+  });
+
+  it('bytes that are not delimited frames (one ordinary gzip member) go to the other path', () => {
+    expect(() => receive('gz', pieces(zlib.gzipSync(original), 100_000))).toThrow(UnframedError);
+  });
+});
