@@ -187,8 +187,8 @@ export class ArchivePusher {
     if (Date.now() < this.retryAt) return;
     const waiting = unmarked.filter((n) => !this.inflight.has(n));
     for (const name of waiting) {
-      // one more than process-max: while a segment waits for the server's fsync, the others keep the cores busy
-      if (this.inflight.size > this.options.processMax) break;
+      // two per WAL thread: while one segment travels and waits for the server's fsync, the next is packed on its thread
+      if (this.inflight.size >= 2 * this.options.processMax) break;
       this.ship(name, walFilePath(this.ctx.pgPath, name), true).catch(() => undefined);
     }
   }
