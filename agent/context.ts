@@ -27,6 +27,8 @@ export interface AgentContext {
   testBackupFileDelayMs: number;
   /** test only (--test-restore-file-delay-ms): pause after each restored file so a test can act during a restore */
   testRestoreFileDelayMs: number;
+  /** test only (--test-restore-part-min): restore files in parts from this size (0: PART_MIN) */
+  testRestorePartMin: number;
   /** the archive_command line that answers from this agent's spool */
   archivePushCommand: string;
   /** archive-push and archive-get on this host (set once the daemon has started them) */

@@ -61,6 +61,7 @@ export async function runDaemon(argv: string[]): Promise<number | void> {
     archivePushCommand: archiveCommand('push', socketPath, spoolPath, stanza),
     testBackupFileDelayMs: options.int('test-backup-file-delay-ms')!,
     testRestoreFileDelayMs: options.int('test-restore-file-delay-ms')!,
+    testRestorePartMin: options.int('test-restore-part-min')!,
   };
   const archive = startArchiving(ctx, {
     spoolPath,

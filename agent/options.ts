@@ -24,6 +24,7 @@ export const AGENT_OPTIONS: OptionSpec[] = [
   { name: 'compress-level-network', type: 'int', default: 1, min: 0, max: 12, description: 'with compress-type none: WAL travels to the server lz4-compressed at this level and is stored uncompressed (0 = send it as stored)' },
   { name: 'test-backup-file-delay-ms', type: 'int', default: 0, min: 0, flagOnly: true, description: 'FOR TESTS ONLY: pause this long after each file a backup sends, so a test can kill a backup half way; never set it in production' },
   { name: 'test-restore-file-delay-ms', type: 'int', default: 0, min: 0, flagOnly: true, description: 'FOR TESTS ONLY: pause this long after each file a restore writes, so a test can act during a restore; never set it in production' },
+  { name: 'test-restore-part-min', type: 'int', default: 0, min: 0, flagOnly: true, description: 'FOR TESTS ONLY: restore a file in parts on several workers from this many bytes (0: the built-in 64 MiB), so a test can split a small file; never set it in production' },
   { name: 'archive-async', type: 'bool', default: false, description: 'ship WAL ahead of archive_command: watch pg_wal/archive_status and push ready segments in parallel, so archive-push answers from the spool' },
   { name: 'process-max', type: 'int', default: 1, min: 1, description: 'WAL files pushed (archive-async) or prefetched (archive-get) at a time' },
   { name: 'spool-path', type: 'string', default: '/var/spool/pgrepo', description: 'status of archive-push (marks, never copies of WAL) and the archive-get prefetch queue' },

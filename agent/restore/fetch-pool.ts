@@ -23,11 +23,17 @@ export interface FetchTask {
   label: string;
   batch: boolean;
   files: FetchFile[];
+  /** one part of one large file, written at its offset (split.ts) */
+  part?: { index: number; parts: number };
+  /** the parts of the one file are all written: take its SHA-1 in order, check it and the stored bytes' count, finish it */
+  verify?: { stored: number };
 }
 
 export interface FetchReply {
   id: number;
   error?: { message: string; code: string };
+  /** of a part: the stored bytes it received */
+  stored?: number;
   /** the stored bytes are not in frames the worker can cut (a file written without frame lengths): fetch them another way */
   unframed?: boolean;
 }
@@ -47,7 +53,7 @@ interface Slot {
  */
 export class RestoreFetchPool {
   private readonly slots: Slot[] = [];
-  private readonly pending = new Map<number, { slot: Slot; resolve: () => void; reject: (e: Error) => void }>();
+  private readonly pending = new Map<number, { slot: Slot; resolve: (stored: number) => void; reject: (e: Error) => void }>();
   private nextId = 1;
   private broken?: Error;
 
@@ -76,13 +82,13 @@ export class RestoreFetchPool {
     return 2 * this.slots.length;
   }
 
-  /** Restores the task's files; rejects with the worker's error (UserError), or UnframedFiles. */
-  run(task: Omit<FetchTask, 'id'>): Promise<void> {
+  /** Restores the task's files; rejects with the worker's error (UserError), or UnframedFiles. Resolves to the stored bytes a part received. */
+  run(task: Omit<FetchTask, 'id'>): Promise<number> {
     if (this.broken) return Promise.reject(this.broken);
     const slot = this.slots.reduce((a, b) => (b.busy < a.busy ? b : a));
     const id = this.nextId++;
     slot.busy++;
-    return new Promise<void>((resolve, reject) => {
+    return new Promise<number>((resolve, reject) => {
       this.pending.set(id, { slot, resolve, reject });
       slot.worker.postMessage({ ...task, id } satisfies FetchTask);
     });
@@ -100,7 +106,7 @@ export class RestoreFetchPool {
     p.slot.busy--;
     if (reply.unframed) p.reject(new UnframedFiles(reply.error?.message));
     else if (reply.error) p.reject(new UserError(reply.error.message, reply.error.code || undefined));
-    else p.resolve();
+    else p.resolve(reply.stored ?? 0);
   }
 
   private fail(err: Error): void {

@@ -1,4 +1,6 @@
+import { createHash } from 'node:crypto';
 import fs from 'node:fs';
+import * as grpc from '@grpc/grpc-js';
 import { parentPort, workerData } from 'node:worker_threads';
 import { describeCallError, isServiceError, UserError } from '../../shared/errors';
 import { isCodecError } from '../../shared/stream/codec-pool';
@@ -7,6 +9,7 @@ import { dataChunks } from '../transfer/download';
 import { fetchBatch } from './batch';
 import { checkRestored, modeOf, undecodable } from './file';
 import { FileReceiver, ReceiveScratch, UnframedError } from './receive';
+import type { FileChunk__Output } from '../../shared/generated/pgrepo/v1/FileChunk';
 import type { FetchFile, FetchReply, FetchTask, FetchWorkerData } from './fetch-pool';
 
 /*
@@ -49,8 +52,10 @@ async function receive(messages: AsyncIterable<{ data?: Buffer }>, label: string
   }
 }
 
-async function run(task: FetchTask): Promise<void> {
+async function run(task: FetchTask): Promise<number | void> {
   const { stanza, label, files } = task;
+  if (task.part) return receivePart(task, files[0]);
+  if (task.verify) return verifyWhole(label, files[0], task.verify.stored);
   if (task.batch) {
     await fetchBatch(client, stanza, label, files.map((f) => ({ ...f, name: f.file.name })), (f, messages) => receive(messages, label, f));
     return;
@@ -65,6 +70,54 @@ async function run(task: FetchTask): Promise<void> {
   }
 }
 
+/** One part of a large file (split.ts): its frames fetched, decoded and written at their offset. Returns the stored bytes received. */
+async function receivePart(task: FetchTask, f: FetchFile): Promise<number> {
+  const { index, parts } = task.part!;
+  const call = client.GetBackupFile({ stanza: task.stanza, label: task.label, name: f.file.name, part: index, parts });
+  const fd = fs.openSync(f.dest, 'r+');
+  let receiver: FileReceiver | undefined;
+  try {
+    try {
+      // the first message says where the part's original bytes start
+      for await (const m of call as AsyncIterable<FileChunk__Output>) {
+        receiver ??= new FileReceiver(fd, f.file.compress_type, scratch, m.original_offset);
+        if (m.data.length > 0) receiver.push(m.data);
+      }
+      if (!receiver) throw new UserError(`the repository server sent nothing of part ${index + 1} of ${parts} of file ${f.file.name}`);
+      return receiver.finish().storedSize;
+    } catch (err) {
+      if (isCodecError(err)) throw undecodable(f.file, task.label, err);
+      throw err;
+    }
+  } catch (err) {
+    call.cancel();
+    throw err;
+  } finally {
+    receiver?.release();
+    fs.closeSync(fd);
+  }
+}
+
+/** A file written in parts: its SHA-1 over the original bytes, in order, from the file itself; checked; given its mode and time. */
+function verifyWhole(label: string, f: FetchFile, stored: number): void {
+  const { file, dest, durable } = f;
+  const fd = fs.openSync(dest, 'r+');
+  try {
+    const hash = createHash('sha1');
+    let size = 0;
+    for (let n; (n = fs.readSync(fd, scratch.out, 0, scratch.out.length, size)) > 0; size += n) hash.update(scratch.out.subarray(0, n));
+    checkRestored(file, label, { original: { size, checksum: hash.digest('hex') }, storedSize: stored });
+    fs.fchmodSync(fd, modeOf(file));
+    fs.futimesSync(fd, file.timestamp, file.timestamp);
+    if (durable) fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/** The server cannot cut the file into parts (its stored bytes are not all delimited frames): it is fetched whole instead. */
+const unsplittable = (task: FetchTask, err: unknown) => task.part !== undefined && isServiceError(err) && err.code === grpc.status.FAILED_PRECONDITION;
+
 function failure(task: FetchTask, err: unknown): FetchReply['error'] {
   if (err instanceof UnframedError) return { message: err.message, code: err.code };
   const code = (err as { code?: unknown }).code?.toString() ?? '';
@@ -76,7 +129,7 @@ function failure(task: FetchTask, err: unknown): FetchReply['error'] {
 
 parentPort!.on('message', (task: FetchTask) => {
   run(task).then(
-    () => parentPort!.postMessage({ id: task.id } satisfies FetchReply),
-    (err: unknown) => parentPort!.postMessage({ id: task.id, error: failure(task, err), unframed: err instanceof UnframedError } satisfies FetchReply),
+    (stored) => parentPort!.postMessage({ id: task.id, stored: stored ?? undefined } satisfies FetchReply),
+    (err: unknown) => parentPort!.postMessage({ id: task.id, error: failure(task, err), unframed: err instanceof UnframedError || unsplittable(task, err) } satisfies FetchReply),
   );
 });

@@ -32,8 +32,9 @@ export class ReceiveScratch {
 /** A step when the length of a frame that arrived in pieces is not known yet: its header and block headers come in this much at a time. */
 const PROBE = 128 * 1024 + 16;
 
-function writeAllSync(fd: number, b: Buffer): void {
-  for (let done = 0; done < b.length;) done += fs.writeSync(fd, b, done, b.length - done);
+/** All of `b`, at `position` (pwrite) or, with null, at the file's current offset. */
+function writeAllSync(fd: number, b: Buffer, position: number | null): void {
+  for (let done = 0; done < b.length;) done += fs.writeSync(fd, b, done, b.length - done, position === null ? null : position + done);
 }
 
 /**
@@ -44,13 +45,20 @@ function writeAllSync(fd: number, b: Buffer): void {
  * are only counted: damage to them either fails the decode or changes the original bytes' SHA-1.
  */
 export class FileReceiver {
-  private readonly hash = createHash('sha1');
+  private readonly hash;
   private size = 0;
   private stored = 0;
   private carried = 0;
   private carry?: Buffer;
 
-  constructor(private readonly fd: number, private readonly type: string, private readonly scratch: ReceiveScratch) {}
+  /**
+   * With `position`, the receiver writes one part of a file (split.ts) from that offset with
+   * pwrite(2) and takes no SHA-1: a part's SHA-1 says nothing of the file's, which is taken
+   * afterwards over the whole file, in order.
+   */
+  constructor(private readonly fd: number, private readonly type: string, private readonly scratch: ReceiveScratch, private readonly position?: number) {
+    this.hash = position === undefined ? createHash('sha1') : undefined;
+  }
 
   /** Gives the memory back; call once done with the receiver, however it ended. */
   release(): void {
@@ -77,7 +85,7 @@ export class FileReceiver {
 
   finish(): Downloaded {
     if (this.carried > 0) throw truncated(this.type, this.carried);
-    return { original: { size: this.size, checksum: this.hash.digest('hex') }, storedSize: this.stored };
+    return { original: { size: this.size, checksum: this.hash?.digest('hex') ?? '' }, storedSize: this.stored };
   }
 
   /**
@@ -126,8 +134,8 @@ export class FileReceiver {
   }
 
   private emit(b: Buffer): void {
-    this.hash.update(b);
+    this.hash?.update(b);
+    writeAllSync(this.fd, b, this.position === undefined ? null : this.position + this.size);
     this.size += b.length;
-    writeAllSync(this.fd, b);
   }
 }

@@ -21,6 +21,7 @@ import { cleanTree, type ManifestIndex } from './clean';
 import { compareLocalFile, writeZeroedFile, type LocalState } from './file';
 import { fetchOrdinarily, restoreItems } from './batch';
 import { RestoreFetchPool, UnframedFiles } from './fetch-pool';
+import { partsFor, restoreInParts } from './split';
 import { zeroedFileFilter } from './selective';
 
 type Reply = (reply: Omit<JobReply, 'job_id'>) => void;
@@ -172,7 +173,13 @@ async function restoreInto(pgData: string, ctx: AgentContext, job: RestoreJob__O
   const fetch = async (wanted: Array<{ file: ManifestFile__Output; state: LocalState }>, batch: boolean, durable: boolean) => {
     const files = wanted.map(({ file }) => ({ file, dest: layout.localPath(file.name), durable }));
     try {
-      await fetchers.run({ stanza: job.stanza, label: view.label, batch, files });
+      const parts = batch ? 1 : partsFor(files[0].file, fetchers.size, ctx.testRestorePartMin);
+      if (parts > 1) await restoreInParts(fetchers, job.stanza, view.label, files[0], parts).catch(async (err: unknown) => {
+        if (!(err instanceof UnframedFiles)) throw err;
+        log.debug({ file: files[0].file.name }, 'the server cannot cut the file into parts: fetched whole');
+        await fetchers.run({ stanza: job.stanza, label: view.label, batch, files });
+      });
+      else await fetchers.run({ stanza: job.stanza, label: view.label, batch, files });
     } catch (err) {
       if (!(err instanceof UnframedFiles)) throw err;
       log.debug({ files: files.length, first: files[0].file.name }, 'stored bytes not in delimited frames: read through the streaming decoder');

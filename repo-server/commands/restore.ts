@@ -1,4 +1,6 @@
 import * as grpc from '@grpc/grpc-js';
+import fs from 'node:fs';
+import fsp from 'node:fs/promises';
 import { StatusError } from '../../shared/errors';
 import { validateRecoveryTarget, type ValidRecoveryTarget } from '../../shared/restore/recovery-target';
 import { validateBackupLabel, validateManifestPath } from '../../shared/validate';
@@ -13,6 +15,7 @@ import type { BackupFilesChunk } from '../../shared/generated/pgrepo/v1/BackupFi
 import type { ServerContext } from '../context';
 import { authorizeStanza, type Caller } from '../service/guard';
 import { storedLocation } from '../repo/layout';
+import { frameIndex, partRange } from '../../shared/stream/frame-walk';
 import type { Emit } from './backup';
 import { chooseBackup, zeroedDatabases } from './restore-plan';
 import { rawChunk, readBuffer, type RawChunk } from './restore-send';
@@ -128,8 +131,10 @@ function manifestFile(m: Manifest, name: string) {
 type StoredFile = Manifest['files'][number];
 
 /** The stored bytes of one file of a backup, in reads of about a frame, each into a buffer of readBuffer(). */
-async function* storedPieces(ctx: ServerContext, stanza: string, label: string, file: StoredFile): AsyncGenerator<{ buf: Buffer; n: number }> {
-  const { key, range } = storedLocation(stanza, label, file);
+async function* storedPieces(ctx: ServerContext, stanza: string, label: string, file: StoredFile,
+  part?: { start: number; length: number }): AsyncGenerator<{ buf: Buffer; n: number }> {
+  const { key, range: whole } = storedLocation(stanza, label, file);
+  const range = part ?? whole;
   try {
     for await (const piece of ctx.storage.readPieces(key, readBuffer, range)) {
       ctx.metrics.sent(stanza, 'backup', piece.n);
@@ -147,7 +152,45 @@ export async function getBackupFile(ctx: ServerContext, req: GetBackupFileReques
   const stanza = authorizeStanza(ctx, caller, req.stanza);
   const label = validateBackupLabel(req.label);
   const file = manifestFile(await ctx.store.manifest(stanza, label), validateManifestPath(req.name));
-  for await (const { buf, n } of storedPieces(ctx, stanza, label, file)) await write(rawChunk(buf, n));
+  const part = req.parts > 1 ? await partOf(ctx, stanza, label, file, req.part, req.parts) : undefined;
+  if (part) await write({ data: Buffer.alloc(0), original_offset: part.originalOffset });
+  for await (const { buf, n } of storedPieces(ctx, stanza, label, file, part?.range)) await write(rawChunk(buf, n));
+}
+
+/** Parts a file may be asked for in at most: bounds the index a request makes the server build. */
+const MAX_PARTS = 64;
+
+/**
+ * Part `part` of `parts` of a stored file: its stored byte range (whole frames) and where its
+ * original bytes start. The frames are found by their headers, a few small reads per frame.
+ */
+async function partOf(ctx: ServerContext, stanza: string, label: string, file: StoredFile, part: number, parts: number) {
+  if (parts > MAX_PARTS || part >= parts) throw new StatusError(grpc.status.INVALID_ARGUMENT, `part ${part} of ${parts}: ask for at most ${MAX_PARTS} parts, numbered from 0`);
+  const { key, range } = storedLocation(stanza, label, file);
+  let handle;
+  try {
+    handle = await fsp.open(ctx.storage.path(key), 'r');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
+      throw new StatusError(grpc.status.DATA_LOSS, `backup ${label} of stanza '${stanza}' is damaged: its file ${key} is missing from the repository`);
+    }
+    throw err;
+  }
+  try {
+    const base = range?.start ?? 0;
+    const size = range?.length ?? (await handle.stat()).size;
+    const fd = handle.fd;
+    const readAt = (pos: number, n: number) => {
+      const buf = Buffer.allocUnsafe(n);
+      return buf.subarray(0, fs.readSync(fd, buf, 0, n, base + pos));
+    };
+    const index = frameIndex(file.compressType, readAt, size);
+    if (!index) throw new StatusError(grpc.status.FAILED_PRECONDITION, `file ${file.name} of backup ${label} is not stored in delimited frames: fetch it whole`);
+    const { start, length, firstFrame } = partRange(index.stored, size, part, parts);
+    return { range: { start: base + start, length }, originalOffset: firstFrame < index.original.length ? index.original[firstFrame] : 0 };
+  } finally {
+    await handle.close();
+  }
 }
 
 /** Files asked for in one GetBackupFiles call at most: bounds the work one request can start. */

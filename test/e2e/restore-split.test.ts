@@ -1,0 +1,69 @@
+/**
+ * A large file restored in parts by several workers (agent/restore/split.ts): the server cuts the
+ * stored file into runs of whole frames, each worker writes its run at its offset, and the file's
+ * SHA-1 is checked over the whole file before it counts. A small part size (a test-only option)
+ * splits a ~20 MiB table file across the 2 workers of --process-max 2.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { describe, expect } from 'vitest';
+import { expectRefused, expectSuccess } from '../harness/expect';
+import { useFixture } from '../harness/fixture';
+import { query, tableDigest } from '../harness/pg';
+import { startRestored } from '../harness/restored';
+import { scenario } from '../harness/scenario';
+import { frameIndex } from '../../shared/stream/frame-walk';
+
+describe('a large file restored in parts by several workers', () => {
+  const fixture = useFixture();
+  const step = scenario();
+  const s: { bigFile?: string; digest?: { count: number; sum: string }; label?: string } = {};
+
+  step('a zst backup of a cluster with one table file of many frames', async () => {
+    const fx = fixture();
+    const c = fx.cluster1;
+    await query(c, 'create table big (id int, v text)');
+    await query(c, "insert into big select g, repeat(md5(g::text), 2) from generate_series(1, 200000) g");
+    await query(c, 'checkpoint');
+    s.bigFile = (await query<{ p: string }>(c, "select pg_relation_filepath('big') as p"))[0].p;
+    expect(fs.statSync(path.join(c.dir, s.bigFile)).size).toBeGreaterThan(12 * 1024 * 1024);
+    s.digest = await tableDigest(c, 'big');
+    expectSuccess(await fx.repoctl(['stanza-create', '--stanza', 'main']), 'stanza-create');
+    const res = await fx.repoctl(['backup', '--stanza', 'main', '--type', 'full', '--start-fast', '--compress-type', 'zst', '--output', 'json']);
+    expectSuccess(res, 'backup');
+    s.label = (JSON.parse(res.stdout) as { label: string }).label;
+    await fx.startAgent2({ extraArgs: ['--test-restore-part-min', String(4 * 1024 * 1024)] });
+  });
+
+  step('a frame damaged in the second half fails the restore as damage, naming the file; nothing of it stays behind', async () => {
+    const fx = fixture();
+    const stored = path.join(fx.repoDir, 'backup', 'main', s.label!, 'pg_data', `${s.bigFile}.zst`);
+    const bytes = fs.readFileSync(stored);
+    const index = frameIndex('zst', (p, n) => bytes.subarray(p, p + n), bytes.length)!;
+    expect(index.stored.length, 'the stored file is many frames').toBeGreaterThan(8);
+    // inside a frame of the second part: its headers stay whole, so the server still cuts the file
+    const frame = Math.floor(index.stored.length * 3 / 4);
+    const damaged = Buffer.from(bytes);
+    const at = Math.floor((index.stored[frame] + index.stored[frame + 1]) / 2);
+    for (let i = 0; i < 64; i++) damaged[at + i] ^= 0x5a;
+    fs.writeFileSync(stored, damaged);
+    try {
+      const target = path.join(await fx.newDir('damaged'), 'data');
+      const res = await fx.repoctl(['restore', '--stanza', 'main', '--host', 'db2', '--pg-path', target, '--process-max', '2']);
+      expectRefused(res, 'a restore of a damaged frame', new RegExp(`file pg_data/${s.bigFile} of backup ${s.label}: .*the repository is damaged`));
+      expect(fs.existsSync(path.join(target, s.bigFile!)), 'the file is not left behind').toBe(false);
+      expect(fs.existsSync(path.join(target, 'global', 'pg_control')), 'no pg_control').toBe(false);
+    } finally {
+      fs.writeFileSync(stored, bytes);
+    }
+  });
+
+  step('the same file restored in parts round-trips: the restored cluster has every row', async () => {
+    const fx = fixture();
+    const target = path.join(await fx.newDir('whole'), 'data');
+    const res = await fx.repoctl(['restore', '--stanza', 'main', '--host', 'db2', '--pg-path', target, '--process-max', '2']);
+    expectSuccess(res, 'the restore');
+    const restored = await startRestored(fx, { name: 'restored', dir: target, port: fx.restorePort, immediate: true });
+    expect(await tableDigest(restored, 'big')).toEqual(s.digest);
+  });
+});
