@@ -3,7 +3,7 @@
  * transport, frames whole inside one message or spread over several, raw (incompressible) lz4
  * blocks put back together from pieces, give the original bytes, their SHA-1 and the stored size;
  * a stream cut in the middle of a frame is damage; bytes that are not delimited frames are handed
- * to the other path.
+ * to the other path. A part of a file (split.ts) is written at the offset the frame index gives it.
  */
 import { createHash, randomBytes } from 'node:crypto';
 import fs from 'node:fs';
@@ -13,6 +13,8 @@ import zlib from 'node:zlib';
 import { afterAll, describe, expect, it } from 'vitest';
 import { encodeFrame, FRAME_SIZE } from '../../shared/stream/frame-codec';
 import { FileReceiver, ReceiveScratch, UnframedError } from '../../agent/restore/receive';
+import { partsFor } from '../../agent/restore/split';
+import { frameIndex, partRange } from '../../shared/stream/frame-walk';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'receive-'));
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
@@ -72,5 +74,41 @@ describe('FileReceiver', () => {
 
   it('bytes that are not delimited frames (one ordinary gzip member) go to the other path', () => {
     expect(() => receive('gz', pieces(zlib.gzipSync(original), 100_000))).toThrow(UnframedError);
+  });
+});
+
+describe('FileReceiver writing a part at its offset', () => {
+  it.each(['zst', 'lz4', 'gz'])('%s: two parts, received in either order at the offsets the frame index gives, make the file', (type) => {
+    const s = stored(type);
+    const index = frameIndex(type, (p, len) => s.subarray(p, p + len), s.length)!;
+    const file = path.join(dir, `parts-${type}`);
+    const fd = fs.openSync(file, 'w');
+    try {
+      for (const part of [1, 0]) {
+        const { start, length, firstFrame } = partRange(index.stored, s.length, part, 2);
+        const r = new FileReceiver(fd, type, new ReceiveScratch(), index.original[firstFrame]);
+        try {
+          for (const p of pieces(s.subarray(start, start + length), 300_000)) r.push(p);
+          expect(r.finish().storedSize).toBe(length);
+        } finally {
+          r.release();
+        }
+      }
+    } finally {
+      fs.closeSync(fd);
+    }
+    expect(fs.readFileSync(file).equals(original)).toBe(true);
+  });
+});
+
+describe('partsFor', () => {
+  it('splits only framed files of at least two parts\' worth, in at most one part per worker', () => {
+    const mib = 1024 * 1024;
+    expect(partsFor({ size: 974 * mib, compress_type: 'zst' }, 2)).toBe(2);
+    expect(partsFor({ size: 974 * mib, compress_type: 'zst' }, 1)).toBe(1);
+    expect(partsFor({ size: 974 * mib, compress_type: 'none' }, 4)).toBe(1);
+    expect(partsFor({ size: 100 * mib, compress_type: 'lz4' }, 4)).toBe(1);
+    expect(partsFor({ size: 200 * mib, compress_type: 'gz' }, 4)).toBe(3);
+    expect(partsFor({ size: 20 * mib, compress_type: 'zst' }, 2, 4 * mib)).toBe(2);
   });
 });
