@@ -22,12 +22,16 @@ export class ProgressReporter {
 }
 
 /** Runs `work` over the items with at most `limit` at a time; the first failure stops new work and is thrown. */
-export async function forEachLimited<T>(items: T[], limit: number, work: (item: T) => Promise<void>, stopped: () => boolean = () => false): Promise<void> {
+export async function forEachLimited<T>(items: T[], limit: number, work: (item: T) => Promise<void>, stopped: () => boolean = () => false,
+  release = false): Promise<void> {
   let next = 0;
   let failure: unknown;
   const worker = async () => {
     while (failure === undefined && next < items.length && !stopped()) {
-      const item = items[next++];
+      const item = items[next];
+      // release: the array forgets each item once taken, so what it holds is freed when its work is done
+      if (release) items[next] = undefined as T;
+      next++;
       try {
         await work(item);
       } catch (err) {

@@ -180,8 +180,17 @@ async function ignoreVanished<T>(op: Promise<T>): Promise<T | undefined> {
   }
 }
 
+/** The few distinct modes of a cluster, one string each: a list of 100,000 files does not carry 100,000 copies of '0600'. */
+const MODES = new Map<number, string>();
+
 function octalMode(st: Stats): string {
-  return (st.mode & 0o7777).toString(8).padStart(4, '0');
+  const bits = st.mode & 0o7777;
+  let mode = MODES.get(bits);
+  if (mode === undefined) {
+    mode = bits.toString(8).padStart(4, '0');
+    MODES.set(bits, mode);
+  }
+  return mode;
 }
 
 /** Records a directory and queues its contents unless the exclusion rules say its contents are not wanted. */
@@ -229,7 +238,8 @@ function unloggedRelations(entries: string[]): Set<string> {
 }
 
 async function listEntry(walk: Walk, dir: DirTask, entry: string, unlogged: Set<string> | undefined): Promise<void> {
-  const absPath = path.join(dir.absPath, entry);
+  // concatenated, not path.join'ed: each file's path then shares its directory's string instead of holding a copy
+  const absPath = dir.absPath.endsWith('/') ? dir.absPath + entry : `${dir.absPath}/${entry}`;
   const name = `${dir.name}/${entry}`;
   const st = await ignoreVanished(fs.lstat(absPath));
   if (st === undefined) return;

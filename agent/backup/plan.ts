@@ -52,7 +52,7 @@ export interface Plan {
 }
 
 /** The first reason found to distrust size and mtime, or null (pgBackRest stops at the first, too). */
-function deltaReason(files: PlannedFile[], baseline: Baseline, o: PlanOptions): string | null {
+function deltaReason(files: readonly PlannedFile[], baseline: Baseline, o: PlanOptions): string | null {
   const future = files.find((f) => f.mtime > o.listedAt);
   if (future) {
     return `file '${future.name}' has timestamp ${future.mtime} in the future (relative to copy start ${o.listedAt}), enabling delta checksum`;
@@ -74,6 +74,9 @@ function deltaReason(files: PlannedFile[], baseline: Baseline, o: PlanOptions): 
   return null;
 }
 
+/** One object for every file sent whole: a list of 100,000 files does not carry 100,000 copies of it. */
+const COPY: FileAction = Object.freeze({ kind: 'copy' });
+
 function actionFor(f: PlannedFile, baseline: Baseline, delta: boolean): FileAction {
   const resumable = baseline.resumable.get(f.name);
   const prior = baseline.prior.get(f.name);
@@ -82,14 +85,14 @@ function actionFor(f: PlannedFile, baseline: Baseline, delta: boolean): FileActi
   const priorCandidate = prior && prior.size === f.size ? prior : undefined;
   if (priorCandidate && f.size === 0) return { kind: 'keep', resumed: false, checksum: priorCandidate.checksum };
   if (delta) {
-    return resumeCandidate || priorCandidate ? { kind: 'hash', prior: priorCandidate, resumable: resumeCandidate } : { kind: 'copy' };
+    return resumeCandidate || priorCandidate ? { kind: 'hash', prior: priorCandidate, resumable: resumeCandidate } : COPY;
   }
   if (resumeCandidate && resumeCandidate.timestamp === f.mtime) return { kind: 'keep', resumed: true, checksum: resumeCandidate.checksum };
   if (priorCandidate && priorCandidate.timestamp === f.mtime) return { kind: 'keep', resumed: false, checksum: priorCandidate.checksum };
-  return { kind: 'copy' };
+  return COPY;
 }
 
-export function planBackup(files: PlannedFile[], baseline: Baseline, o: PlanOptions): Plan {
+export function planBackup(files: readonly PlannedFile[], baseline: Baseline, o: PlanOptions): Plan {
   const warnings: string[] = [];
   let delta = o.delta;
   if (!delta) {
@@ -106,5 +109,5 @@ export function planBackup(files: PlannedFile[], baseline: Baseline, o: PlanOpti
 export function afterHash(action: Extract<FileAction, { kind: 'hash' }>, checksum: string): FileAction {
   if (action.resumable?.checksum === checksum) return { kind: 'keep', resumed: true, checksum };
   if (action.prior?.checksum === checksum) return { kind: 'keep', resumed: false, checksum };
-  return { kind: 'copy' };
+  return COPY;
 }

@@ -96,9 +96,9 @@ function pageReport(c: CopyContext, file: ListedFile, sent: Sent): number {
  * time, their chunks compressed by the pool's process-max workers; files under --bundle-limit
  * that must be sent travel together in bundles. Returns how many had invalid pages.
  */
-async function copyFiles(c: CopyContext, toRead: { file: ListedFile; action: FileAction }[]): Promise<number> {
+async function copyFiles(c: CopyContext, toRead: ToRead[]): Promise<number> {
   let pageErrorFiles = 0;
-  const sendAlone = async ({ file, action }: { file: ListedFile; action: FileAction }) => {
+  const sendAlone = async ({ file, action }: ToRead) => {
     try {
       const decided = action.kind === 'hash' ? afterHash(action, await sha1Of(file.absPath)) : action;
       if (decided.kind === 'keep') {
@@ -115,10 +115,12 @@ async function copyFiles(c: CopyContext, toRead: { file: ListedFile; action: Fil
     }
   };
   // under delta a file is checksummed before it is known to be sent: those go one by one
-  const tablespace = (x: { file: ListedFile }) => tablespaceOfFile(x.file.name);
+  const tablespace = (x: ToRead) => tablespaceOfFile(x.file.name);
   const items = acrossTablespaces(
-    bundled(largestFirst(toRead.map((x) => ({ ...x, size: x.file.size }))), c.job.bundle_limit, c.job.bundle_size, (x) => x.action.kind === 'copy', tablespace),
+    bundled(largestFirst(toRead), c.job.bundle_limit, c.job.bundle_size, (x) => x.action.kind === 'copy', tablespace),
     (item) => tablespace(item.kind === 'file' ? item.file : item.files[0]));
+  // the caller's list is not needed any more: each file is held by its item only, and freed once sent
+  toRead.length = 0;
   await forEachLimited(items, filesInFlight(c.pool.size), async (item) => {
     if (item.kind === 'file') return sendAlone(item.file);
     const sent = await sendBundle(c.ctx, c.job, c.jobId, item.files.map((x) => fromDisk(x.file, c.pageCheck)), c.pageCheck?.lsnLimit ?? 0n, c.readers!);
@@ -126,8 +128,42 @@ async function copyFiles(c: CopyContext, toRead: { file: ListedFile; action: Fil
       if (sent[i]) pageErrorFiles += pageReport(c, x.file, sent[i]!);
     });
     c.progress.add(item.files.reduce((n, x) => n + x.file.size, 0), item.files.length);
-  }, c.cancelled);
+  }, c.cancelled, true);
   return pageErrorFiles;
+}
+
+/** A file that may have to be sent, and what the plan says of it. */
+interface ToRead {
+  file: ListedFile;
+  action: FileAction;
+  size: number;
+}
+
+/**
+ * The listing and the plan, reduced to what the backup still needs: the files to read (one
+ * object each), those kept (reported once the backup has started, then dropped) and the totals.
+ * The listing, the plan's actions and the baseline are freed when this returns, so the list is
+ * not held three times while the files are sent.
+ */
+async function listAndPlan(ctx: AgentContext, jobId: string, job: BackupJob__Output, client: Client, timeline: number) {
+  const list = await listDataDirectory(ctx.pgPath, { warn: (message) => ctx.log.warn(message) });
+  const { listedAt, copyStart } = await waitForNextSecond(client);
+  const baseline = job.prior || job.resume ? await fetchBaseline(ctx, jobId) : { prior: new Map(), resumable: new Map() };
+  const plan = planBackup(list.files, baseline,
+    { delta: job.delta, priorLabel: job.prior || null, priorTimeline: job.prior_timeline, timeline, listedAt });
+  const toRead: ToRead[] = [];
+  const kept: { file: ListedFile; action: Extract<FileAction, { kind: 'keep' }> }[] = [];
+  let bytesListed = 0;
+  list.files.forEach((file, i) => {
+    const action = plan.actions[i];
+    if (action.kind === 'keep') kept.push({ file, action });
+    else toRead.push({ file, action, size: file.size });
+    bytesListed += file.size;
+  });
+  return {
+    toRead, kept, copyStart, delta: plan.delta, warnings: plan.warnings, paths: list.paths, links: list.links,
+    bytesListed, filesListed: list.files.length,
+  };
 }
 
 /**
@@ -156,37 +192,32 @@ export async function runBackupJob(ctx: AgentContext, jobId: string, job: Backup
     ctx.log.info({ label: job.label, type: job.type, prior: job.prior || undefined, lsn: start.lsn, wal: start.walFile }, 'backup started on PostgreSQL');
     const pageCheck: PageCheck | null = pageSettingsFound ? { ...pageSettingsFound, lsnLimit: parseLsn(start.lsn) } : null;
 
-    const list = await listDataDirectory(ctx.pgPath, { warn: (message) => ctx.log.warn(message) });
     const names = await tablespaceNames(client);
-    const { listedAt, copyStart } = await waitForNextSecond(client);
-    const baseline = job.prior || job.resume ? await fetchBaseline(ctx, jobId) : { prior: new Map(), resumable: new Map() };
-    const plan = planBackup(list.files.map((f) => ({ name: f.name, size: f.size, mtime: f.mtime })), baseline,
-      { delta: job.delta, priorLabel: job.prior || null, priorTimeline: job.prior_timeline, timeline: start.timeline, listedAt });
-    for (const w of plan.warnings) warn(w);
+    const listed = await listAndPlan(ctx, jobId, job, client, start.timeline);
+    for (const w of listed.warnings) warn(w);
 
-    const toRead = list.files.map((file, i) => ({ file, action: plan.actions[i] })).filter((x) => x.action.kind !== 'keep');
-    const bytesTotal = toRead.reduce((n, x) => n + x.file.size, 0);
-    const own = { uid: list.paths[0]?.uid ?? process.getuid?.() ?? 0, gid: list.paths[0]?.gid ?? process.getgid?.() ?? 0 };
+    const { toRead, filesListed } = listed;
+    const filesToRead = toRead.length;
+    const bytesTotal = toRead.reduce((n, x) => n + x.size, 0);
+    const own = { uid: listed.paths[0]?.uid ?? process.getuid?.() ?? 0, gid: listed.paths[0]?.gid ?? process.getgid?.() ?? 0 };
     reply({ backup_started: {
       lsn_start: start.lsn, wal_start: start.walFile, timeline: start.timeline,
-      timestamp_start: start.timestamp, timestamp_copy_start: copyStart,
-      paths: list.paths.map((p) => ({ name: p.name, mode: p.mode, user: userName(p.uid), group: groupName(p.gid) })),
-      links: list.links.map((l) => ({
+      timestamp_start: start.timestamp, timestamp_copy_start: listed.copyStart,
+      paths: listed.paths.map((p) => ({ name: p.name, mode: p.mode, user: userName(p.uid), group: groupName(p.gid) })),
+      links: listed.links.map((l) => ({
         name: l.name, destination: l.destination, user: userName(l.uid), group: groupName(l.gid),
         tablespace_oid: l.tablespaceOid ?? 0, tablespace_name: l.tablespaceOid ? names.get(l.tablespaceOid) ?? '' : '',
       })),
       databases: await databases(client, cluster.version_num!),
-      bytes_total: bytesTotal, files_total: toRead.length + 2, cluster,
-      bytes_listed: list.files.reduce((n, f) => n + f.size, 0), files_listed: list.files.length + 2,
-      delta: plan.delta, checksum_page: pageCheck !== null,
+      bytes_total: bytesTotal, files_total: filesToRead + 2, cluster,
+      bytes_listed: listed.bytesListed, files_listed: filesListed + 2,
+      delta: listed.delta, checksum_page: pageCheck !== null,
     } });
 
     const unchanged = new UnchangedReporter(reply);
-    list.files.forEach((file, i) => {
-      const action = plan.actions[i];
-      if (action.kind === 'keep') unchanged.add(file, action);
-    });
-    const progress = new ProgressReporter(bytesTotal, toRead.length + 2, (p) => reply({ progress: p }));
+    for (const { file, action } of listed.kept) unchanged.add(file, action);
+    listed.kept.length = 0;
+    const progress = new ProgressReporter(bytesTotal, filesToRead + 2, (p) => reply({ progress: p }));
     const pageErrorFiles = await copyFiles({ ctx, job, jobId, pageCheck, unchanged, progress, warn, cancelled, pool, readers }, toRead);
     if (cancelled()) throw new UserError('the backup was cancelled');
     unchanged.flush();
@@ -195,7 +226,7 @@ export async function runBackupJob(ctx: AgentContext, jobId: string, job: Backup
     await sendFile(ctx, job, jobId, fromMemory('pg_data/backup_label', stop.labelFile, own, stop.timestamp), 0n, pool);
     if (stop.tablespaceMap) await sendFile(ctx, job, jobId, fromMemory('pg_data/tablespace_map', stop.tablespaceMap, own, stop.timestamp), 0n, pool);
     progress.flush();
-    ctx.log.info({ label: job.label, lsn: stop.lsn, wal: stop.walFile, files: list.files.length, unchanged: unchanged.files, pageErrorFiles }, 'backup stopped on PostgreSQL');
+    ctx.log.info({ label: job.label, lsn: stop.lsn, wal: stop.walFile, files: filesListed, unchanged: unchanged.files, pageErrorFiles }, 'backup stopped on PostgreSQL');
     reply({ backup_stopped: { lsn_stop: stop.lsn, wal_stop: stop.walFile, timestamp_stop: stop.timestamp } });
   } finally {
     // closing the session ends a backup that did not reach pg_backup_stop (non-exclusive mode)
