@@ -44,7 +44,6 @@ export interface Offload {
   decode(type: string, frame: Buffer): Promise<Uint8Array>;
 }
 
-const READ_SIZE = 4 * FRAME_SIZE;
 /** A "frame" longer than this is not one of ours (one long stream of an older writer, say): it is streamed instead. */
 const MAX_FRAME = 64 * 1024 * 1024;
 /** Decoded frames waiting, in order, to be hashed: bounds memory while helpers work. */
