@@ -195,6 +195,19 @@ export async function runMatrix(o: MatrixOptions): Promise<MatrixResult> {
       verified.add(tool);
     };
 
+    /*
+     * Both tools' restores of a row start from the same state of memory: no dirty pages of the
+     * other's (flushed first), and neither inherits the page cache the other's removed restore just
+     * freed. The first restore's files are kept until the second is done: on this VM, memory freed
+     * for more than a few seconds goes back to the host, and a page touched afresh cost ~2 s of
+     * kernel CPU per GB; a restore right after the other's removal got warm pages, and whoever went
+     * first in a row paid for both.
+     */
+    const settle = () => runOk('sync', []);
+    const removeRestores = async () => {
+      await fsp.rm(pgrepoTarget, { recursive: true, force: true });
+      await fsp.rm(path.join(restoreRoot, 'pgbackrest'), { recursive: true, force: true });
+    };
     const pgrepoRow = async (codec: Codec, p: number) => {
       const name = codecName(codec);
       const b = await measured(`pgrepo backup ${name} p${p}`, [agent1, server.proc], () => ctl(['backup', '--stanza', STANZA, '--type', 'full', '--start-fast',
@@ -203,10 +216,10 @@ export async function runMatrix(o: MatrixOptions): Promise<MatrixResult> {
       record('backup', name, p, 'pgrepo', { wall: b.wall, cpu: b.cpu, repoBytes: b.result.repo_bytes, rss: b.rss[0] });
       return async () => {
         await fsp.rm(pgrepoTarget, { recursive: true, force: true });
+        await settle();
         const r = await measured(`pgrepo restore ${name} p${p}`, [agent2, server.proc], () => ctl(['restore', '--stanza', STANZA, '--host', 'db2', '--pg-path', pgrepoTarget, '--process-max', String(p)]));
         record('restore', name, p, 'pgrepo', { wall: r.wall, cpu: r.cpu, repoBytes: 0, rss: r.rss[0] });
         await verify('pgrepo', pgrepoTarget);
-        await fsp.rm(pgrepoTarget, { recursive: true, force: true });
       };
     };
     const pgbackrestRow = async (codec: Codec, p: number) => {
@@ -218,10 +231,10 @@ export async function runMatrix(o: MatrixOptions): Promise<MatrixResult> {
         const target = path.join(restoreRoot, 'pgbackrest');
         await fsp.rm(target, { recursive: true, force: true });
         await ownedDir(target);
+        await settle();
         const r = await br(['restore', `--pg1-path=${target}`, `--process-max=${p}`]);
         record('restore', name, p, 'pgbackrest', { wall: r.wall, cpu: r.cpu, repoBytes: 0, rss: r.rss });
         await verify('pgbackrest', target);
-        await fsp.rm(target, { recursive: true, force: true });
       };
     };
     const basebackup = async () => {
@@ -255,11 +268,13 @@ export async function runMatrix(o: MatrixOptions): Promise<MatrixResult> {
           await restoreB();
           await restoreA();
         }
+        await removeRestores();
       }
       if (run === 0) {
         for (const row of rssRows(o.rows, o.rssProcessMax)) {
           console.log(`[bench] ${kind.name}: pgrepo alone, ${codecName(row.codec)} process-max ${row.p} (agent peak RSS)`);
           await (await pgrepoRow(row.codec, row.p))();
+          await removeRestores();
         }
       }
       if (o.basebackup) await basebackup();
