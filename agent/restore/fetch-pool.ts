@@ -2,11 +2,14 @@ import { Worker } from 'node:worker_threads';
 import { UserError } from '../../shared/errors';
 import type { TlsFiles } from '../../shared/tls';
 import { workerScript } from '../../shared/worker-script';
+import { writeLockMemory } from './write-lock';
 import type { ManifestFile__Output } from '../../shared/generated/pgrepo/v1/ManifestFile';
 
 export interface FetchWorkerData {
   server: string;
   tls: TlsFiles;
+  /** the workers' lock around writes of parts of one file (write-lock.ts) */
+  writeLock: SharedArrayBuffer;
 }
 
 /** A file to fetch, where to write it, and whether to fsync it on its own (pg_control). */
@@ -23,10 +26,20 @@ export interface FetchTask {
   label: string;
   batch: boolean;
   files: FetchFile[];
-  /** one part of one large file, written at its offset (split.ts) */
+  /** one part of one large file, written at its offset (split.ts); part 0 also begins the file's SHA-1, in order */
   part?: { index: number; parts: number };
-  /** the parts of the one file are all written: take its SHA-1 in order, check it and the stored bytes' count, finish it */
+  /**
+   * the parts of the one file are all written: carry its SHA-1 on in order from where part 0's
+   * ended (on the worker that received part 0) to the end of the file, check it and the stored
+   * bytes' count, finish it
+   */
   verify?: { stored: number };
+}
+
+/** Where the original bytes of a part went: `size` bytes from `offset`. */
+export interface PartWritten {
+  offset: number;
+  size: number;
 }
 
 export interface FetchReply {
@@ -34,14 +47,30 @@ export interface FetchReply {
   error?: { message: string; code: string };
   /** of a part: the stored bytes it received */
   stored?: number;
+  /** of a part: where its original bytes were written */
+  written?: PartWritten;
   /** the stored bytes are not in frames the worker can cut (a file written without frame lengths): fetch them another way */
   unframed?: boolean;
+}
+
+/** What a task did, and on which worker (a file's verify must run where its part 0 ran). */
+export interface FetchResult {
+  worker: number;
+  stored: number;
+  written?: PartWritten;
+}
+
+/** Asks a worker to wait for the files it flushes to disk in the background; its reply says whether all made it. */
+export interface FlushRequest {
+  id: number;
+  flush: true;
 }
 
 /** A task the worker could not do because its stored bytes are not delimited frames: the caller reads it the ordinary way. */
 export class UnframedFiles extends Error {}
 
 interface Slot {
+  index: number;
   worker: Worker;
   busy: number;
 }
@@ -53,16 +82,17 @@ interface Slot {
  */
 export class RestoreFetchPool {
   private readonly slots: Slot[] = [];
-  private readonly pending = new Map<number, { slot: Slot; resolve: (stored: number) => void; reject: (e: Error) => void }>();
+  private readonly pending = new Map<number, { slot: Slot; resolve: (r: FetchResult) => void; reject: (e: Error) => void }>();
   private nextId = 1;
   private broken?: Error;
 
-  constructor(size: number, connection: FetchWorkerData) {
+  constructor(size: number, connection: Omit<FetchWorkerData, 'writeLock'>) {
     const script = workerScript(__dirname, 'fetch-worker.js');
+    const workerData: FetchWorkerData = { ...connection, writeLock: writeLockMemory() };
     for (let i = 0; i < Math.max(1, size); i++) {
       // a small young generation: the received messages' memory is freed by the next scavenge, not held until a full collection
-      const worker = new Worker(script, { workerData: connection, resourceLimits: { maxYoungGenerationSizeMb: 4 } });
-      const slot: Slot = { worker, busy: 0 };
+      const worker = new Worker(script, { workerData, resourceLimits: { maxYoungGenerationSizeMb: 4 } });
+      const slot: Slot = { index: i, worker, busy: 0 };
       worker.on('message', (reply: FetchReply) => this.settle(reply));
       worker.on('error', (err) => this.fail(new UserError(`a restore worker thread failed: ${err.message}`)));
       worker.on('exit', (code) => this.fail(new UserError(`a restore worker thread exited (code ${code})`)));
@@ -82,15 +112,31 @@ export class RestoreFetchPool {
     return 2 * this.slots.length;
   }
 
-  /** Restores the task's files; rejects with the worker's error (UserError), or UnframedFiles. Resolves to the stored bytes a part received. */
-  run(task: Omit<FetchTask, 'id'>): Promise<number> {
+  /**
+   * Restores the task's files on worker `on`, or on the least busy; rejects with the worker's
+   * error (UserError), or UnframedFiles.
+   */
+  run(task: Omit<FetchTask, 'id'>, on?: number): Promise<FetchResult> {
+    const slot = on === undefined ? this.slots.reduce((a, b) => (b.busy < a.busy ? b : a)) : this.slots[on];
+    return this.post(slot, (id) => ({ ...task, id }) satisfies FetchTask);
+  }
+
+  /**
+   * Waits until every file the workers flush to disk in the background (large files, fsynced as
+   * soon as each is written, so the disk works while the rest arrives) is durable; rejects with
+   * the first failure.
+   */
+  async flush(): Promise<void> {
+    await Promise.all(this.slots.map((slot) => this.post(slot, (id) => ({ id, flush: true }) satisfies FlushRequest)));
+  }
+
+  private post(slot: Slot, message: (id: number) => FetchTask | FlushRequest): Promise<FetchResult> {
     if (this.broken) return Promise.reject(this.broken);
-    const slot = this.slots.reduce((a, b) => (b.busy < a.busy ? b : a));
     const id = this.nextId++;
     slot.busy++;
-    return new Promise<number>((resolve, reject) => {
+    return new Promise<FetchResult>((resolve, reject) => {
       this.pending.set(id, { slot, resolve, reject });
-      slot.worker.postMessage({ ...task, id } satisfies FetchTask);
+      slot.worker.postMessage(message(id));
     });
   }
 
@@ -106,7 +152,7 @@ export class RestoreFetchPool {
     p.slot.busy--;
     if (reply.unframed) p.reject(new UnframedFiles(reply.error?.message));
     else if (reply.error) p.reject(new UserError(reply.error.message, reply.error.code || undefined));
-    else p.resolve(reply.stored ?? 0);
+    else p.resolve({ worker: p.slot.index, stored: reply.stored ?? 0, written: reply.written });
   }
 
   private fail(err: Error): void {

@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { createHash, type Hash } from 'node:crypto';
 import fs from 'node:fs';
 import * as grpc from '@grpc/grpc-js';
 import { parentPort, workerData } from 'node:worker_threads';
@@ -9,8 +9,10 @@ import { dataChunks } from '../transfer/download';
 import { fetchBatch } from './batch';
 import { checkRestored, modeOf, undecodable } from './file';
 import { FileReceiver, ReceiveScratch, UnframedError } from './receive';
+import { WriteLock } from './write-lock';
 import type { FileChunk__Output } from '../../shared/generated/pgrepo/v1/FileChunk';
-import type { FetchFile, FetchReply, FetchTask, FetchWorkerData } from './fetch-pool';
+import { syncFile } from '../../shared/fs-sync';
+import type { FetchFile, FetchReply, FetchTask, FetchWorkerData, FlushRequest, PartWritten } from './fetch-pool';
 
 /*
  * A restore worker thread: dials the repository server on a channel of its own and restores whole
@@ -19,11 +21,38 @@ import type { FetchFile, FetchReply, FetchTask, FetchWorkerData } from './fetch-
  * event loop is not in the data path, and with --process-max N the per-byte work of the
  * transport (TLS, HTTP/2, protobuf, the buffers' garbage) spreads over N cores.
  */
-const { server, tls } = workerData as FetchWorkerData;
+const { server, tls, writeLock } = workerData as FetchWorkerData;
+const partWrites = new WriteLock(writeLock);
 // Buffers arrive as plain Uint8Arrays: grpc-js wants Buffers
 const asBuffer = (b: Uint8Array) => Buffer.from(b.buffer, b.byteOffset, b.byteLength);
 const client = repositoryClient(server, { ...tls, cert: asBuffer(tls.cert), key: asBuffer(tls.key), ca: asBuffer(tls.ca) });
 const scratch = new ReceiveScratch();
+
+/** Files at least this large are fsynced as soon as they are written; smaller ones are made durable all together at the end (syncfs). */
+const FLUSH_SOON_MIN = 1024 * 1024;
+const flushing = new Set<Promise<void>>();
+let flushFailure: UserError | undefined;
+
+/**
+ * Starts the fsync of a large file just written, on the thread pool, and goes on: the disk writes
+ * it back while the rest of the restore arrives, instead of all of it at the end, before
+ * pg_control (pgBackRest fsyncs each file as it finishes it too). FlushRequest waits for them.
+ */
+function flushSoon(f: FetchFile): void {
+  if (f.durable || f.file.size < FLUSH_SOON_MIN) return;
+  const done = syncFile(f.dest).catch((err: Error) => {
+    flushFailure ??= new UserError(`cannot make restored file ${f.dest} durable: ${err.message}`);
+  }).finally(() => flushing.delete(done));
+  flushing.add(done);
+}
+
+async function flushed(): Promise<void> {
+  while (flushing.size > 0) await Promise.all(flushing);
+  if (flushFailure) throw flushFailure;
+}
+
+/** The SHA-1 of a file in parts as far as part 0 took it, by destination, until the file's verify task carries it on. */
+const begun = new Map<string, { hash: Hash; size: number }>();
 
 async function receive(messages: AsyncIterable<{ data?: Buffer }>, label: string, f: FetchFile): Promise<void> {
   const { file, dest, durable } = f;
@@ -50,9 +79,12 @@ async function receive(messages: AsyncIterable<{ data?: Buffer }>, label: string
     // a file cut short must not stay behind looking restored (a --force delta goes by size and time)
     if (!complete) fs.rmSync(dest, { force: true });
   }
+  flushSoon(f);
 }
 
-async function run(task: FetchTask): Promise<number | void> {
+type Done = Omit<FetchReply, 'id'> | void;
+
+async function run(task: FetchTask): Promise<Done> {
   const { stanza, label, files } = task;
   if (task.part) return receivePart(task, files[0]);
   if (task.verify) return verifyWhole(label, files[0], task.verify.stored);
@@ -70,21 +102,33 @@ async function run(task: FetchTask): Promise<number | void> {
   }
 }
 
-/** One part of a large file (split.ts): its frames fetched, decoded and written at their offset. Returns the stored bytes received. */
-async function receivePart(task: FetchTask, f: FetchFile): Promise<number> {
+/**
+ * One part of a large file (split.ts): its frames fetched, decoded and written at their offset;
+ * part 0 also begins the file's SHA-1 (kept in `begun`). Returns the stored bytes received and
+ * where the original bytes went.
+ */
+async function receivePart(task: FetchTask, f: FetchFile): Promise<Done> {
   const { index, parts } = task.part!;
   const call = client.GetBackupFile({ stanza: task.stanza, label: task.label, name: f.file.name, part: index, parts });
   const fd = fs.openSync(f.dest, 'r+');
   let receiver: FileReceiver | undefined;
+  const hash = index === 0 ? createHash('sha1') : undefined;
   try {
     try {
+      let offset = 0;
       // the first message says where the part's original bytes start
       for await (const m of call as AsyncIterable<FileChunk__Output>) {
-        receiver ??= new FileReceiver(fd, f.file.compress_type, scratch, m.original_offset);
+        if (!receiver) {
+          offset = m.original_offset;
+          receiver = new FileReceiver(fd, f.file.compress_type, scratch, { position: offset, hash, lock: partWrites });
+        }
         if (m.data.length > 0) receiver.push(m.data);
       }
       if (!receiver) throw new UserError(`the repository server sent nothing of part ${index + 1} of ${parts} of file ${f.file.name}`);
-      return receiver.finish().storedSize;
+      const sums = receiver.finish();
+      const written: PartWritten = { offset, size: sums.original.size };
+      if (hash) begun.set(f.dest, { hash, size: written.size });
+      return { stored: sums.storedSize, written };
     } catch (err) {
       if (isCodecError(err)) throw undecodable(f.file, task.label, err);
       throw err;
@@ -98,13 +142,19 @@ async function receivePart(task: FetchTask, f: FetchFile): Promise<number> {
   }
 }
 
-/** A file written in parts: its SHA-1 over the original bytes, in order, from the file itself; checked; given its mode and time. */
+/**
+ * A file written in parts (split.ts checked that they lie end to end from byte 0): its SHA-1 over
+ * the original bytes in order, carried on from where part 0 (received on this worker) took it, by
+ * reading the later parts back from the file; checked; given its mode and time.
+ */
 function verifyWhole(label: string, f: FetchFile, stored: number): void {
   const { file, dest, durable } = f;
   const fd = fs.openSync(dest, 'r+');
   try {
-    const hash = createHash('sha1');
-    let size = 0;
+    const from = begun.get(dest);
+    begun.delete(dest);
+    const hash = from?.hash ?? createHash('sha1');
+    let size = from?.size ?? 0;
     for (let n; (n = fs.readSync(fd, scratch.out, 0, scratch.out.length, size)) > 0; size += n) hash.update(scratch.out.subarray(0, n));
     checkRestored(file, label, { original: { size, checksum: hash.digest('hex') }, storedSize: stored });
     fs.fchmodSync(fd, modeOf(file));
@@ -113,6 +163,7 @@ function verifyWhole(label: string, f: FetchFile, stored: number): void {
   } finally {
     fs.closeSync(fd);
   }
+  flushSoon(f);
 }
 
 /** The server cannot cut the file into parts (its stored bytes are not all delimited frames): it is fetched whole instead. */
@@ -127,9 +178,16 @@ function failure(task: FetchTask, err: unknown): FetchReply['error'] {
   return { message: `cannot restore ${what}: ${why}`, code };
 }
 
-parentPort!.on('message', (task: FetchTask) => {
+parentPort!.on('message', (task: FetchTask | FlushRequest) => {
+  if ('flush' in task) {
+    flushed().then(
+      () => parentPort!.postMessage({ id: task.id } satisfies FetchReply),
+      (err: UserError) => parentPort!.postMessage({ id: task.id, error: { message: err.message, code: '' } } satisfies FetchReply),
+    );
+    return;
+  }
   run(task).then(
-    (stored) => parentPort!.postMessage({ id: task.id, stored: stored ?? undefined } satisfies FetchReply),
+    (done) => parentPort!.postMessage({ ...(done ?? {}), id: task.id } satisfies FetchReply),
     (err: unknown) => parentPort!.postMessage({ id: task.id, error: failure(task, err), unframed: err instanceof UnframedError || unsplittable(task, err) } satisfies FetchReply),
   );
 });

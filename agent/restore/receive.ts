@@ -1,10 +1,11 @@
-import { createHash } from 'node:crypto';
+import { createHash, type Hash } from 'node:crypto';
 import fs from 'node:fs';
 import { decodeFrame, frameLength } from '../../shared/stream/frame-codec';
 import { RING_BUFFER_SIZE } from '../../shared/stream/buffer-ring';
 import { truncated } from '../../shared/stream/compress';
 import { CodecError } from '../../shared/stream/codec-pool';
 import type { Downloaded } from '../transfer/download';
+import type { WriteLock } from './write-lock';
 
 /** The stored bytes stop being frames this reader can delimit (a file written without frame lengths): another path must read the file. */
 export class UnframedError extends Error {
@@ -45,19 +46,26 @@ function writeAllSync(fd: number, b: Buffer, position: number | null): void {
  * are only counted: damage to them either fails the decode or changes the original bytes' SHA-1.
  */
 export class FileReceiver {
-  private readonly hash;
+  private readonly hash?: Hash;
+  private readonly position?: number;
+  private readonly lock?: WriteLock;
   private size = 0;
   private stored = 0;
   private carried = 0;
   private carry?: Buffer;
 
   /**
-   * With `position`, the receiver writes one part of a file (split.ts) from that offset with
-   * pwrite(2) and takes no SHA-1: a part's SHA-1 says nothing of the file's, which is taken
-   * afterwards over the whole file, in order.
+   * With `part`, the receiver writes one part of a file (split.ts) from `part.position` with
+   * pwrite(2), holding `part.lock` (the file's other parts are written by other workers), and adds
+   * what it writes to `part.hash` when given (the file's SHA-1, begun by part 0 and carried on by
+   * its caller: finish() does not end it); a later part's SHA-1 would say nothing of the file's,
+   * which is over its bytes in order.
    */
-  constructor(private readonly fd: number, private readonly type: string, private readonly scratch: ReceiveScratch, private readonly position?: number) {
-    this.hash = position === undefined ? createHash('sha1') : undefined;
+  constructor(private readonly fd: number, private readonly type: string, private readonly scratch: ReceiveScratch,
+    part?: { position: number; hash?: Hash; lock?: WriteLock }) {
+    this.position = part?.position;
+    this.hash = part ? part.hash : createHash('sha1');
+    this.lock = part?.lock;
   }
 
   /** Gives the memory back; call once done with the receiver, however it ended. */
@@ -83,9 +91,11 @@ export class FileReceiver {
     if (pos < data.length) this.keep(data, pos, data.length - pos);
   }
 
+  /** The sizes, and of a whole file its SHA-1 (of a part: '', its caller's hash goes on). */
   finish(): Downloaded {
     if (this.carried > 0) throw truncated(this.type, this.carried);
-    return { original: { size: this.size, checksum: this.hash?.digest('hex') ?? '' }, storedSize: this.stored };
+    const checksum = this.position === undefined ? this.hash!.digest('hex') : '';
+    return { original: { size: this.size, checksum }, storedSize: this.stored };
   }
 
   /**
@@ -135,7 +145,12 @@ export class FileReceiver {
 
   private emit(b: Buffer): void {
     this.hash?.update(b);
-    writeAllSync(this.fd, b, this.position === undefined ? null : this.position + this.size);
+    if (this.position === undefined) writeAllSync(this.fd, b, null);
+    else {
+      const at = this.position + this.size;
+      if (this.lock) this.lock.hold(() => writeAllSync(this.fd, b, at));
+      else writeAllSync(this.fd, b, at);
+    }
     this.size += b.length;
   }
 }

@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { UserError } from '../../shared/errors';
-import { describeRecovery, validateRecoveryTarget } from '../../shared/restore/recovery-target';
+import { describeRecovery, validateRecoveryTarget, type ValidRecoveryTarget } from '../../shared/restore/recovery-target';
 import type { RestoreJob__Output } from '../../shared/generated/pgrepo/v1/RestoreJob';
 import type { JobReply } from '../../shared/generated/pgrepo/v1/JobReply';
 import type { ManifestFile__Output } from '../../shared/generated/pgrepo/v1/ManifestFile';
@@ -117,6 +117,18 @@ async function makeDurable(written: readonly string[], roots: readonly string[])
 async function restoreInto(pgData: string, ctx: AgentContext, job: RestoreJob__Output, reply: Reply, cancelled: () => boolean): Promise<void> {
   const recovery = validateRecoveryTarget(job.recovery);
   assertNotRunning(pgData);
+  // files are fetched, decoded, checked and written by process-max worker threads with channels of their own;
+  // they start (load their code, dial the server) while the manifest arrives and the target is prepared
+  const fetchers = new RestoreFetchPool(job.process_max || 1, { server: ctx.server, tls: ctx.tls });
+  try {
+    await restoreWith(fetchers, pgData, ctx, job, recovery, reply, cancelled);
+  } finally {
+    await fetchers.close();
+  }
+}
+
+async function restoreWith(fetchers: RestoreFetchPool, pgData: string, ctx: AgentContext, job: RestoreJob__Output, recovery: ValidRecoveryTarget,
+  reply: Reply, cancelled: () => boolean): Promise<void> {
   const view = await fetchManifest(ctx, job);
   const cluster = view.first.cluster!;
   const tablespaces = tablespaceTargets(view.first.links, view.label, pgData, job.tablespace_map, job.tablespace_map_all);
@@ -166,15 +178,14 @@ async function restoreInto(pgData: string, ctx: AgentContext, job: RestoreJob__O
     summary.bytes_fetched += file.size;
     log.debug({ file: file.name, size: file.size, found }, 'file fetched');
   };
-  // files are fetched, decoded, checked and written by process-max worker threads with channels of their own;
   // the main thread's codec pool serves only stored files that are not in delimited frames
-  const fetchers = new RestoreFetchPool(job.process_max || 1, { server: ctx.server, tls: ctx.tls });
   let codecs: CodecPool | undefined;
-  const fetch = async (wanted: Array<{ file: ManifestFile__Output; state: LocalState }>, batch: boolean, durable: boolean) => {
+  const partsOf = (file: ManifestFile__Output) => partsFor(file, fetchers.size, ctx.testRestorePartMin);
+  const fetch = async (wanted: Array<{ file: ManifestFile__Output; state: LocalState }>, batch: boolean, durable: boolean, partsWritten?: () => void) => {
     const files = wanted.map(({ file }) => ({ file, dest: layout.localPath(file.name), durable }));
     try {
-      const parts = batch ? 1 : partsFor(files[0].file, fetchers.size, ctx.testRestorePartMin);
-      if (parts > 1) await restoreInParts(fetchers, job.stanza, view.label, files[0], parts).catch(async (err: unknown) => {
+      const parts = batch ? 1 : partsOf(files[0].file);
+      if (parts > 1) await restoreInParts(fetchers, job.stanza, view.label, files[0], parts, partsWritten).catch(async (err: unknown) => {
         if (!(err instanceof UnframedFiles)) throw err;
         log.debug({ file: files[0].file.name }, 'the server cannot cut the file into parts: fetched whole');
         await fetchers.run({ stanza: job.stanza, label: view.label, batch, files });
@@ -191,9 +202,9 @@ async function restoreInto(pgData: string, ctx: AgentContext, job: RestoreJob__O
       fetched(file, state);
     }
   };
-  const restoreOne = async (file: ManifestFile__Output, durable = false) => {
+  const restoreOne = async (file: ManifestFile__Output, durable = false, partsWritten?: () => void) => {
     const state = await settledLocally(file, layout.localPath(file.name));
-    if (state === 'missing' || state === 'different') await fetch([{ file, state }], false, durable);
+    if (state === 'missing' || state === 'different') await fetch([{ file, state }], false, durable, partsWritten);
     await done(file);
   };
   const restoreBatch = async (files: ManifestFile__Output[]) => {
@@ -209,16 +220,36 @@ async function restoreInto(pgData: string, ctx: AgentContext, job: RestoreJob__O
   };
   // biggest first keeps every worker busy to the end; small files travel many to a call
   const items = restoreItems(largestFirst(files.filter((f) => f.name !== PG_CONTROL)));
+  const inParts = items.filter((item): item is { kind: 'file'; file: ManifestFile__Output } => item.kind === 'file' && partsOf(item.file) > 1);
   try {
-    await forEachLimited(items, fetchers.inFlight, (item) => (item.kind === 'file' ? restoreOne(item.file) : restoreBatch(item.files)), cancelled);
+    // files restored in parts go first, one at a time over every worker: their parts are written
+    // early, and the reading back of their later parts for the SHA-1 overlaps the other files
+    // rather than being the restore's tail
+    const finishing: Array<Promise<void>> = [];
+    let failure: unknown;
+    for (const item of inParts) {
+      if (failure !== undefined || cancelled()) break;
+      await new Promise<void>((written) => {
+        finishing.push(restoreOne(item.file, false, written).catch((err: unknown) => {
+          failure ??= err;
+        }).finally(written));
+      });
+    }
+    const rest = items.filter((item) => !(inParts as typeof items).includes(item));
+    try {
+      await forEachLimited(rest, fetchers.inFlight, (item) => (item.kind === 'file' ? restoreOne(item.file) : restoreBatch(item.files)), () => failure !== undefined || cancelled());
+    } finally {
+      await Promise.all(finishing);
+    }
+    if (failure !== undefined) throw failure;
     if (cancelled()) throw new UserError('the restore was cancelled');
 
     writeRecoveryConfig(pgData, recovery, ctx.archiveGetCommand);
+    await fetchers.flush();
     await makeDurable(written, [pgData, ...layout.tablespaces.values()]);
     const control = files.find((f) => f.name === PG_CONTROL);
     if (control) await restoreOne(control, true);
   } finally {
-    await fetchers.close();
     await codecs?.close();
   }
   progress.flush();

@@ -1,6 +1,7 @@
 import fs from 'node:fs';
+import { UserError } from '../../shared/errors';
 import { FRAMED_TYPES } from '../../shared/stream/frame-codec';
-import type { FetchFile, RestoreFetchPool } from './fetch-pool';
+import type { FetchFile, FetchResult, PartWritten, RestoreFetchPool } from './fetch-pool';
 import type { ManifestFile__Output } from '../../shared/generated/pgrepo/v1/ManifestFile';
 
 /*
@@ -8,10 +9,12 @@ import type { ManifestFile__Output } from '../../shared/generated/pgrepo/v1/Mani
  * cluster is fetched, decoded and written on one core while the others sit idle. The server cuts
  * the stored file into runs of whole frames (frames decode independently) and says where each
  * run's original bytes start; each worker writes its run there. The file's SHA-1 is over its
- * bytes in order, which no part can give, so it is taken afterwards from the written file.
+ * bytes in order: part 0's worker takes it as part 0 arrives, and once every part is written,
+ * carries it on over the later parts, read back from the file (their bytes only, not the whole
+ * file again), while the other workers go on with other files.
  */
 
-/** Original bytes a part should have at least: below this the parts' round trips and the second read outweigh what they spread. */
+/** Original bytes a part should have at least: below this the parts' round trips and the reading back outweigh what they spread. */
 export const PART_MIN = 64 * 1024 * 1024;
 
 /** How many parts to restore `file` in with `workers` workers: 1 = whole, the ordinary way. */
@@ -21,11 +24,28 @@ export function partsFor(file: Pick<ManifestFile__Output, 'size' | 'compress_typ
 }
 
 /**
- * Restores `f` in `parts` parts on the pool's workers, then checks and finishes it. However it
- * fails, the file is removed: a file with parts missing must not stay behind looking restored.
- * Rejects with UnframedFiles when the server cannot cut the file (then fetch it whole).
+ * Whether parts written at `written` (in part order) make a file of `size` bytes: each begins where
+ * the one before ended, from byte 0 (empty parts aside), so no byte is written twice or left out
+ * and the SHA-1 carried on from part 0's end reads exactly the later parts. Undefined when they
+ * do, else what is wrong.
  */
-export async function restoreInParts(pool: RestoreFetchPool, stanza: string, label: string, f: FetchFile, parts: number): Promise<void> {
+export function partsMisfit(written: readonly PartWritten[], size: number): string | undefined {
+  let end = 0;
+  for (const [i, w] of written.entries()) {
+    if (w.size === 0) continue;
+    if (w.offset !== end) return `part ${i + 1} of ${written.length} was written at byte ${w.offset}, where byte ${end} was due`;
+    end += w.size;
+  }
+  return end === size ? undefined : `its parts hold ${end} bytes, where the manifest records ${size}`;
+}
+
+/**
+ * Restores `f` in `parts` parts on the pool's workers, then checks and finishes it; `written` is
+ * called once every part is written, before the SHA-1 is finished. However it fails, the file is
+ * removed: a file with parts missing must not stay behind looking restored. Rejects with
+ * UnframedFiles when the server cannot cut the file (then fetch it whole).
+ */
+export async function restoreInParts(pool: RestoreFetchPool, stanza: string, label: string, f: FetchFile, parts: number, written?: () => void): Promise<void> {
   fs.closeSync(fs.openSync(f.dest, 'w', parseInt(f.file.mode, 8)));
   let complete = false;
   try {
@@ -33,8 +53,13 @@ export async function restoreInParts(pool: RestoreFetchPool, stanza: string, lab
     const settled = await Promise.allSettled(Array.from({ length: parts }, (_, index) => pool.run({ stanza, label, batch: false, files: [f], part: { index, parts } })));
     const failed = settled.find((s) => s.status === 'rejected');
     if (failed) throw failed.reason;
-    const received = settled.map((s) => (s as PromiseFulfilledResult<number>).value);
-    await pool.run({ stanza, label, batch: false, files: [f], verify: { stored: received.reduce((a, b) => a + b, 0) } });
+    const results = settled.map((s) => (s as PromiseFulfilledResult<FetchResult>).value);
+    const misfit = partsMisfit(results.map((r) => r.written ?? { offset: 0, size: 0 }), f.file.size);
+    if (misfit) throw new UserError(`file ${f.file.name} of backup ${label}: ${misfit}; the repository is damaged`, 'CORRUPT');
+    const stored = results.reduce((n, r) => n + r.stored, 0);
+    written?.();
+    // where part 0 was received: its worker holds the file's SHA-1 so far
+    await pool.run({ stanza, label, batch: false, files: [f], verify: { stored } }, results[0].worker);
     complete = true;
   } finally {
     if (!complete) fs.rmSync(f.dest, { force: true });

@@ -35,20 +35,21 @@ describe('a large file restored in parts by several workers', () => {
     await fx.startAgent2({ extraArgs: ['--test-restore-part-min', String(4 * 1024 * 1024)] });
   });
 
-  step('a frame damaged in the second half fails the restore as damage, naming the file; nothing of it stays behind', async () => {
+  // the first part's worker takes the SHA-1 as it writes, the second part's bytes are read back for it
+  for (const [half, where] of [['first', 1 / 4], ['second', 3 / 4]] as const) step(`a frame damaged in the ${half} half fails the restore as damage, naming the file; nothing of it stays behind`, async () => {
     const fx = fixture();
     const stored = path.join(fx.repoDir, 'backup', 'main', s.label!, 'pg_data', `${s.bigFile}.zst`);
     const bytes = fs.readFileSync(stored);
     const index = frameIndex('zst', (p, n) => bytes.subarray(p, p + n), bytes.length)!;
     expect(index.stored.length, 'the stored file is many frames').toBeGreaterThan(8);
-    // inside a frame of the second part: its headers stay whole, so the server still cuts the file
-    const frame = Math.floor(index.stored.length * 3 / 4);
+    // inside a frame of that part: its headers stay whole, so the server still cuts the file
+    const frame = Math.floor(index.stored.length * where);
     const damaged = Buffer.from(bytes);
     const at = Math.floor((index.stored[frame] + index.stored[frame + 1]) / 2);
     for (let i = 0; i < 64; i++) damaged[at + i] ^= 0x5a;
     fs.writeFileSync(stored, damaged);
     try {
-      const target = path.join(await fx.newDir('damaged'), 'data');
+      const target = path.join(await fx.newDir(`damaged-${half}`), 'data');
       const res = await fx.repoctl(['restore', '--stanza', 'main', '--host', 'db2', '--pg-path', target, '--process-max', '2']);
       expectRefused(res, 'a restore of a damaged frame', new RegExp(`file pg_data/${s.bigFile} of backup ${s.label}: .*the repository is damaged`));
       expect(fs.existsSync(path.join(target, s.bigFile!)), 'the file is not left behind').toBe(false);

@@ -13,7 +13,8 @@ import zlib from 'node:zlib';
 import { afterAll, describe, expect, it } from 'vitest';
 import { encodeFrame, FRAME_SIZE } from '../../shared/stream/frame-codec';
 import { FileReceiver, ReceiveScratch, UnframedError } from '../../agent/restore/receive';
-import { partsFor } from '../../agent/restore/split';
+import { partsFor, partsMisfit } from '../../agent/restore/split';
+import type { PartWritten } from '../../agent/restore/fetch-pool';
 import { frameIndex, partRange } from '../../shared/stream/frame-walk';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'receive-'));
@@ -78,18 +79,23 @@ describe('FileReceiver', () => {
 });
 
 describe('FileReceiver writing a part at its offset', () => {
-  it.each(['zst', 'lz4', 'gz'])('%s: two parts, received in either order at the offsets the frame index gives, make the file', (type) => {
+  it.each(['zst', 'lz4', 'gz'])('%s: two parts, received in either order at the offsets the frame index gives, make the file; part 0 begins its SHA-1', (type) => {
     const s = stored(type);
     const index = frameIndex(type, (p, len) => s.subarray(p, p + len), s.length)!;
     const file = path.join(dir, `parts-${type}`);
     const fd = fs.openSync(file, 'w');
+    const hash = createHash('sha1');
+    const written: PartWritten[] = [];
     try {
       for (const part of [1, 0]) {
         const { start, length, firstFrame } = partRange(index.stored, s.length, part, 2);
-        const r = new FileReceiver(fd, type, new ReceiveScratch(), index.original[firstFrame]);
+        const r = new FileReceiver(fd, type, new ReceiveScratch(), { position: index.original[firstFrame], hash: part === 0 ? hash : undefined });
         try {
           for (const p of pieces(s.subarray(start, start + length), 300_000)) r.push(p);
-          expect(r.finish().storedSize).toBe(length);
+          const sums = r.finish();
+          expect(sums.storedSize).toBe(length);
+          expect(sums.original.checksum, 'a part does not end the hash').toBe('');
+          written[part] = { offset: index.original[firstFrame], size: sums.original.size };
         } finally {
           r.release();
         }
@@ -97,7 +103,24 @@ describe('FileReceiver writing a part at its offset', () => {
     } finally {
       fs.closeSync(fd);
     }
-    expect(fs.readFileSync(file).equals(original)).toBe(true);
+    const bytes = fs.readFileSync(file);
+    expect(bytes.equals(original)).toBe(true);
+    expect(partsMisfit(written, original.length)).toBeUndefined();
+    // carried on over part 1, read back from the file: the whole file's SHA-1
+    hash.update(bytes.subarray(written[0].size));
+    expect(hash.digest('hex')).toBe(createHash('sha1').update(original).digest('hex'));
+  });
+});
+
+describe('partsMisfit', () => {
+  it('parts end to end from byte 0 make the file; a gap, an overlap, a wrong start or a wrong total is damage', () => {
+    expect(partsMisfit([{ offset: 0, size: 10 }, { offset: 10, size: 5 }], 15)).toBeUndefined();
+    // an empty part (fewer frames than parts) writes nothing, wherever it says it starts
+    expect(partsMisfit([{ offset: 0, size: 0 }, { offset: 0, size: 15 }, { offset: 0, size: 0 }], 15)).toBeUndefined();
+    expect(partsMisfit([{ offset: 0, size: 10 }, { offset: 12, size: 3 }], 15)).toMatch(/part 2 of 2 was written at byte 12, where byte 10 was due/);
+    expect(partsMisfit([{ offset: 0, size: 10 }, { offset: 8, size: 7 }], 15)).toMatch(/part 2 of 2 was written at byte 8/);
+    expect(partsMisfit([{ offset: 4, size: 11 }], 15)).toMatch(/part 1 of 1 was written at byte 4, where byte 0 was due/);
+    expect(partsMisfit([{ offset: 0, size: 10 }, { offset: 10, size: 4 }], 15)).toMatch(/its parts hold 14 bytes, where the manifest records 15/);
   });
 });
 
