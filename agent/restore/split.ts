@@ -14,12 +14,15 @@ import type { ManifestFile__Output } from '../../shared/generated/pgrepo/v1/Mani
  * file again), while the other workers go on with other files.
  */
 
+/** Stored forms the server can cut: delimited frames, or the original bytes as they are. */
+const SPLITTABLE = [...FRAMED_TYPES, 'none'];
+
 /** Original bytes a part should have at least: below this the parts' round trips and the reading back outweigh what they spread. */
 export const PART_MIN = 64 * 1024 * 1024;
 
 /** How many parts to restore `file` in with `workers` workers: 1 = whole, the ordinary way. */
 export function partsFor(file: Pick<ManifestFile__Output, 'size' | 'compress_type'>, workers: number, partMin = PART_MIN): number {
-  if (workers < 2 || !(FRAMED_TYPES as readonly string[]).includes(file.compress_type)) return 1;
+  if (workers < 2 || !(SPLITTABLE as readonly string[]).includes(file.compress_type)) return 1;
   return Math.max(1, Math.min(workers, Math.floor(file.size / (partMin || PART_MIN))));
 }
 

@@ -15,7 +15,7 @@ import type { BackupFilesChunk } from '../../shared/generated/pgrepo/v1/BackupFi
 import type { ServerContext } from '../context';
 import { authorizeStanza, type Caller } from '../service/guard';
 import { storedLocation } from '../repo/layout';
-import { frameIndex, partRange } from '../../shared/stream/frame-walk';
+import { frameIndex, partRange, plainIndex } from '../../shared/stream/frame-walk';
 import type { Emit } from './backup';
 import { chooseBackup, zeroedDatabases } from './restore-plan';
 import { rawChunk, readBuffer, type RawChunk } from './restore-send';
@@ -162,7 +162,8 @@ const MAX_PARTS = 64;
 
 /**
  * Part `part` of `parts` of a stored file: its stored byte range (whole frames) and where its
- * original bytes start. The frames are found by their headers, a few small reads per frame.
+ * original bytes start. The frames are found by their headers, a few small reads per frame; an
+ * uncompressed file is cut anywhere (at MiB boundaries).
  */
 async function partOf(ctx: ServerContext, stanza: string, label: string, file: StoredFile, part: number, parts: number) {
   if (parts > MAX_PARTS || part >= parts) throw new StatusError(grpc.status.INVALID_ARGUMENT, `part ${part} of ${parts}: ask for at most ${MAX_PARTS} parts, numbered from 0`);
@@ -184,7 +185,7 @@ async function partOf(ctx: ServerContext, stanza: string, label: string, file: S
       const buf = Buffer.allocUnsafe(n);
       return buf.subarray(0, fs.readSync(fd, buf, 0, n, base + pos));
     };
-    const index = frameIndex(file.compressType, readAt, size);
+    const index = file.compressType === 'none' ? plainIndex(size) : frameIndex(file.compressType, readAt, size);
     if (!index) throw new StatusError(grpc.status.FAILED_PRECONDITION, `file ${file.name} of backup ${label} is not stored in delimited frames: fetch it whole`);
     const { start, length, firstFrame } = partRange(index.stored, size, part, parts);
     return { range: { start: base + start, length }, originalOffset: firstFrame < index.original.length ? index.original[firstFrame] : 0 };

@@ -1,4 +1,4 @@
-import { frameLength } from './frame-codec';
+import { FRAME_SIZE, frameLength } from './frame-codec';
 
 /** `n` bytes of the stored file from `pos` (fewer at its end). */
 export type ReadAt = (pos: number, n: number) => Buffer;
@@ -113,6 +113,15 @@ export function frameIndex(type: string, readAt: ReadAt, size: number): FrameInd
     pos = end;
   }
   return index;
+}
+
+/**
+ * An uncompressed stored file of `size` bytes seen as frames of FRAME_SIZE bytes, each its own
+ * original bytes: it is cut into parts as a framed file is, at any byte.
+ */
+export function plainIndex(size: number): FrameIndex {
+  const starts = Array.from({ length: Math.ceil(size / FRAME_SIZE) }, (_, i) => i * FRAME_SIZE);
+  return { stored: starts, original: starts };
 }
 
 /**

@@ -9,7 +9,7 @@ import path from 'node:path';
 import { describe, expect } from 'vitest';
 import { expectRefused, expectSuccess } from '../harness/expect';
 import { useFixture } from '../harness/fixture';
-import { query, tableDigest } from '../harness/pg';
+import { freePort, query, stopCluster, tableDigest } from '../harness/pg';
 import { startRestored } from '../harness/restored';
 import { scenario } from '../harness/scenario';
 import { frameIndex } from '../../shared/stream/frame-walk';
@@ -65,6 +65,17 @@ describe('a large file restored in parts by several workers', () => {
     const res = await fx.repoctl(['restore', '--stanza', 'main', '--host', 'db2', '--pg-path', target, '--process-max', '2']);
     expectSuccess(res, 'the restore');
     const restored = await startRestored(fx, { name: 'restored', dir: target, port: fx.restorePort, immediate: true });
+    expect(await tableDigest(restored, 'big')).toEqual(s.digest);
+    await stopCluster(restored);
+  });
+
+  step('an uncompressed backup is cut anywhere: restored in parts, the cluster has every row', async () => {
+    const fx = fixture();
+    expectSuccess(await fx.repoctl(['backup', '--stanza', 'main', '--type', 'full', '--start-fast', '--compress-type', 'none']), 'backup');
+    const target = path.join(await fx.newDir('plain'), 'data');
+    const res = await fx.repoctl(['restore', '--stanza', 'main', '--host', 'db2', '--pg-path', target, '--process-max', '2']);
+    expectSuccess(res, 'the restore');
+    const restored = await startRestored(fx, { name: 'restored-plain', dir: target, port: await freePort(), immediate: true });
     expect(await tableDigest(restored, 'big')).toEqual(s.digest);
   });
 });

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { randomBytes } from 'node:crypto';
 import { decodeFrame, encodeFrame, FRAME_SIZE } from '../../shared/stream/frame-codec';
-import { frameIndex, partRange } from '../../shared/stream/frame-walk';
+import { frameIndex, partRange, plainIndex } from '../../shared/stream/frame-walk';
 
 function storedFile(type: string, original: Buffer) {
   const frames: Buffer[] = [];
@@ -59,6 +59,18 @@ describe('partRange', () => {
     const second = f.stored.subarray(parts[1].start, parts[1].start + parts[1].length);
     const firstFrameOfSecond = decodeFrame('zst', second.subarray(0, f.starts[4] - f.starts[3]));
     expect(firstFrameOfSecond.equals(original.subarray(3 * FRAME_SIZE, 4 * FRAME_SIZE))).toBe(true);
+  });
+
+  it('cuts an uncompressed file at MiB boundaries, its original bytes where its stored bytes are', () => {
+    const size = 3 * FRAME_SIZE + 5;
+    const index = plainIndex(size);
+    expect(index.stored).toEqual([0, FRAME_SIZE, 2 * FRAME_SIZE, 3 * FRAME_SIZE]);
+    expect(index.original).toEqual(index.stored);
+    expect([0, 1].map((k) => partRange(index.stored, size, k, 2))).toEqual([
+      { start: 0, length: 2 * FRAME_SIZE, firstFrame: 0 },
+      { start: 2 * FRAME_SIZE, length: FRAME_SIZE + 5, firstFrame: 2 },
+    ]);
+    expect(plainIndex(0).stored).toEqual([]);
   });
 
   it('leaves parts empty when there are fewer frames than parts', () => {

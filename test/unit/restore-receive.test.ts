@@ -15,7 +15,7 @@ import { encodeFrame, FRAME_SIZE } from '../../shared/stream/frame-codec';
 import { FileReceiver, ReceiveScratch, UnframedError } from '../../agent/restore/receive';
 import { partsFor, partsMisfit } from '../../agent/restore/split';
 import type { PartWritten } from '../../agent/restore/fetch-pool';
-import { frameIndex, partRange } from '../../shared/stream/frame-walk';
+import { frameIndex, partRange, plainIndex } from '../../shared/stream/frame-walk';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'receive-'));
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
@@ -79,9 +79,9 @@ describe('FileReceiver', () => {
 });
 
 describe('FileReceiver writing a part at its offset', () => {
-  it.each(['zst', 'lz4', 'gz'])('%s: two parts, received in either order at the offsets the frame index gives, make the file; part 0 begins its SHA-1', (type) => {
+  it.each(['zst', 'lz4', 'gz', 'none'])('%s: two parts, received in either order at the offsets the frame index gives, make the file; part 0 begins its SHA-1', (type) => {
     const s = stored(type);
-    const index = frameIndex(type, (p, len) => s.subarray(p, p + len), s.length)!;
+    const index = type === 'none' ? plainIndex(s.length) : frameIndex(type, (p, len) => s.subarray(p, p + len), s.length)!;
     const file = path.join(dir, `parts-${type}`);
     const fd = fs.openSync(file, 'w');
     const hash = createHash('sha1');
@@ -129,7 +129,8 @@ describe('partsFor', () => {
     const mib = 1024 * 1024;
     expect(partsFor({ size: 974 * mib, compress_type: 'zst' }, 2)).toBe(2);
     expect(partsFor({ size: 974 * mib, compress_type: 'zst' }, 1)).toBe(1);
-    expect(partsFor({ size: 974 * mib, compress_type: 'none' }, 4)).toBe(1);
+    expect(partsFor({ size: 974 * mib, compress_type: 'none' }, 4)).toBe(4);
+    expect(partsFor({ size: 974 * mib, compress_type: 'bz2' }, 4)).toBe(1);
     expect(partsFor({ size: 100 * mib, compress_type: 'lz4' }, 4)).toBe(1);
     expect(partsFor({ size: 200 * mib, compress_type: 'gz' }, 4)).toBe(3);
     expect(partsFor({ size: 20 * mib, compress_type: 'zst' }, 2, 4 * mib)).toBe(2);
