@@ -130,13 +130,40 @@ function manifestFile(m: Manifest, name: string) {
 
 type StoredFile = Manifest['files'][number];
 
+/**
+ * The repository file last read, kept open for the next: the small files of one GetBackupFiles
+ * call mostly lie one after another in the same bundle, which is then opened once, not once per
+ * file (100,000 opens and closes for a cluster of 100,000 small tables).
+ */
+class LastOpened {
+  private last?: { key: string; handle: Promise<fsp.FileHandle> };
+
+  constructor(private readonly ctx: ServerContext) {}
+
+  readonly get = (key: string): Promise<fsp.FileHandle> => {
+    if (this.last?.key !== key) {
+      const previous = this.last?.handle;
+      previous?.then((h) => h.close(), () => undefined);
+      this.last = { key, handle: fsp.open(this.ctx.storage.path(key), 'r') };
+      // a failed open is reported where it is awaited; the next file opens afresh
+      this.last.handle.catch(() => undefined);
+    }
+    return this.last.handle;
+  };
+
+  async close(): Promise<void> {
+    await this.last?.handle.then((h) => h.close(), () => undefined);
+    this.last = undefined;
+  }
+}
+
 /** The stored bytes of one file of a backup, in reads of about a frame, each into a buffer of readBuffer(). */
 async function* storedPieces(ctx: ServerContext, stanza: string, label: string, file: StoredFile,
-  part?: { start: number; length: number }): AsyncGenerator<{ buf: Buffer; n: number }> {
+  part?: { start: number; length: number }, opened?: LastOpened): AsyncGenerator<{ buf: Buffer; n: number }> {
   const { key, range: whole } = storedLocation(stanza, label, file);
   const range = part ?? whole;
   try {
-    for await (const piece of ctx.storage.readPieces(key, readBuffer, range)) {
+    for await (const piece of ctx.storage.readPieces(key, readBuffer, range, opened?.get)) {
       ctx.metrics.sent(stanza, 'backup', piece.n);
       yield piece;
     }
@@ -206,13 +233,18 @@ export async function getBackupFiles(ctx: ServerContext, req: GetBackupFilesRequ
   }
   const manifest = await ctx.store.manifest(stanza, label);
   const files = req.names.map((name) => manifestFile(manifest, validateManifestPath(name)));
-  for (let index = 0; index < files.length; index++) {
-    // one piece behind, so the file's last piece carries the end mark: a small file is one message
-    let held: { buf: Buffer; n: number } | undefined;
-    for await (const piece of storedPieces(ctx, stanza, label, files[index])) {
-      if (held) await write(rawChunk(held.buf, held.n, { index, end: false }));
-      held = piece;
+  const opened = new LastOpened(ctx);
+  try {
+    for (let index = 0; index < files.length; index++) {
+      // one piece behind, so the file's last piece carries the end mark: a small file is one message
+      let held: { buf: Buffer; n: number } | undefined;
+      for await (const piece of storedPieces(ctx, stanza, label, files[index], undefined, opened)) {
+        if (held) await write(rawChunk(held.buf, held.n, { index, end: false }));
+        held = piece;
+      }
+      await write(held ? rawChunk(held.buf, held.n, { index, end: true }) : { index, data: Buffer.alloc(0), end: true });
     }
-    await write(held ? rawChunk(held.buf, held.n, { index, end: true }) : { index, data: Buffer.alloc(0), end: true });
+  } finally {
+    await opened.close();
   }
 }

@@ -42,9 +42,11 @@ export class PosixStorage {
    * the caller gives (`into`: where the next piece goes, and at most how many bytes): for a
    * reader that reuses its memory. Yields how many bytes each read filled.
    */
-  async *readPieces(key: string, into: () => Buffer, range?: { start: number; length: number }): AsyncGenerator<{ buf: Buffer; n: number }> {
+  /** With `opened`, the file is read through the handle it gives (kept open by the caller, say a bundle read file after file). */
+  async *readPieces(key: string, into: () => Buffer, range?: { start: number; length: number },
+    opened?: (key: string) => Promise<fsp.FileHandle>): AsyncGenerator<{ buf: Buffer; n: number }> {
     if (range && range.length === 0) return;
-    const handle = await fsp.open(this.path(key), 'r');
+    const handle = opened ? await opened(key) : await fsp.open(this.path(key), 'r');
     try {
       let position = range?.start ?? 0;
       let left = range?.length ?? Infinity;
@@ -57,7 +59,7 @@ export class PosixStorage {
         yield { buf, n: bytesRead };
       }
     } finally {
-      await handle.close();
+      if (!opened) await handle.close();
     }
   }
 

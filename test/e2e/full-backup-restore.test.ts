@@ -205,6 +205,10 @@ describe('full backup and restore of a real PostgreSQL 15 cluster over mutual TL
       expect(fs.statSync(path.join(d, 'pg_wal')).isDirectory()).toBe(true);
       // PostgreSQL refuses a data directory group/other can write or other can read
       expect(fs.statSync(d).mode & 0o027).toBe(0);
+      // files have the modes they had (set when created, or after)
+      for (const f of ['PG_VERSION', path.join('global', 'pg_filenode.map'), path.join('global', 'pg_control')]) {
+        expect(fs.statSync(path.join(d, f)).mode & 0o7777, `${f}'s mode`).toBe(fs.statSync(path.join(fx.cluster1.dir, f)).mode & 0o7777);
+      }
       const conf = ['postgresql.auto.conf', 'postgresql.conf'].map((f) => fs.readFileSync(path.join(d, f), 'utf8')).join('\n');
       expect(conf).toMatch(/^\s*restore_command\s*=.*pgrepo-archive get /m);
       const link = path.join(d, 'pg_tblspc', String(s.tsOid));
