@@ -41,7 +41,7 @@ function larger(a: ThreadMemory | undefined, b: ThreadMemory): ThreadMemory {
  * less than the memory (measured: same CPU and wall). Read by V8 at every collection, so setting
  * it once the process runs takes effect (and covers `node main.js` as much as the bin).
  */
-export function limitHeapGrowth(percent = Number(process.env.AGENT_HEAP_GROWING_PERCENT ?? 50)): void {
+export function limitHeapGrowth(percent = 50): void {
   v8.setFlagsFromString(`--heap-growing-percent=${percent}`);
 }
 
@@ -117,8 +117,6 @@ export function watchJobMemory(): { end: () => Record<string, unknown> } | null 
     }
   }, SAMPLE_MS);
   timer.unref();
-  const snapAt = Number(process.env.AGENT_HEAP_SNAPSHOT_MS ?? 0);
-  if (snapAt > 0) setTimeout(() => v8.writeHeapSnapshot(`/tmp/agent-${Date.now()}.heapsnapshot`), snapAt).unref();
   return {
     end: () => {
       clearInterval(timer);
