@@ -10,6 +10,7 @@ import { connectPg, identifyCluster } from './pg/cluster';
 import { runBackupJob } from './backup/run';
 import { runRestoreJob } from './restore/run';
 import { runCheckJob } from './check';
+import { watchJobMemory } from '../shared/thread-memory';
 
 type Reply = (reply: Omit<JobReply, 'job_id'>) => void;
 
@@ -78,11 +79,12 @@ export class JobChannel {
     const reply: Reply = (r) => call?.write({ reply: { job_id: job.job_id, ...r } });
     const log = this.ctx.log.child({ job: job.job_id, kind: job.kind });
     log.debug('job received');
+    const memory = watchJobMemory();
     runJob(this.ctx, job, reply, () => this.cancelledJobs.has(job.job_id)).then(
-      () => log.debug('job finished'),
+      () => log.debug({ memory: memory?.end() }, 'job finished'),
       (err: unknown) => {
         const message = describeCallError(err, this.server);
-        log.warn({ err: message }, 'job failed');
+        log.warn({ err: message, memory: memory?.end() }, 'job failed');
         reply({ error: { message, code: (err as { code?: unknown }).code?.toString() ?? '' } });
       },
     ).finally(() => this.cancelledJobs.delete(job.job_id));

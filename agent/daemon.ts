@@ -2,6 +2,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { formatHelp, parseOptions } from '../shared/config/options';
 import { createLogger } from '../shared/log';
+import { limitHeapGrowth, reportThreadMemory } from '../shared/thread-memory';
 import { readTlsFiles } from '../shared/tls';
 import { validateStanzaName } from '../shared/validate';
 import { defaultCompressLevel, parseCompressType } from '../shared/stream/compress';
@@ -35,6 +36,9 @@ export async function runDaemon(argv: string[]): Promise<number | void> {
   }
   if (options.positional.length > 0) throw new UserError(`unknown command '${options.positional[0]}'\n${AGENT_USAGE}`);
   const log = createLogger('pgrepo-agent', options.str('log-level')!);
+  limitHeapGrowth();
+  // at debug, each job logs where its memory went, thread by thread
+  reportThreadMemory(log.isLevelEnabled('debug'));
   const server = options.requireStr('server', 'the repository server to dial, HOST:PORT');
   const stanza = validateStanzaName(options.requireStr('stanza'));
   const pgPath = path.resolve(options.requireStr('pg-path', 'the PostgreSQL data directory on this host'));

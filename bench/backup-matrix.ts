@@ -15,7 +15,7 @@ import { describeCluster, type BenchCluster } from './clusters';
 import { du, measured, medianSample, timed, type Sample } from './measure';
 import { ensurePgbackrest, ownedDir } from './setup';
 
-const STANZA = 'bench';
+export const STANZA = 'bench';
 
 export interface Codec {
   type: string;
@@ -153,7 +153,7 @@ export async function startTools(workDir: string, bench: BenchCluster, serverArg
     const expected = await kind.fingerprint(cluster);
     console.log(`[bench] ${kind.name}: ${description}`);
 
-    const agentBase = { server: server.address, certs, stanza: STANZA, pgSocketPath: socketDir };
+    const agentBase = { server: server.address, certs, stanza: STANZA, pgSocketPath: socketDir, logLevel: process.env.BENCH_AGENT_LOG_LEVEL };
     const agent1 = await startAgent({ ...agentBase, identity: 'db1', pgPath: cluster.dir, pgPort: cluster.port, socket: agentSocket, logFile: path.join(work, 'agent1.log') });
     const agent2 = await startAgent({ ...agentBase, identity: 'db2', pgPath: pgrepoTarget, pgPort: await freePort(), socket: path.join(socketDir, 'agent2.sock'), logFile: path.join(work, 'agent2.log') });
     const conn: RepoctlConnection = { server: server.address, ca: certs.ca, client: certs.client('ops') };

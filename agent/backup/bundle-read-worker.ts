@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import { createHash } from 'node:crypto';
-import { parentPort } from 'node:worker_threads';
+import { parentPort, workerData } from 'node:worker_threads';
+import { serveMemoryProbe } from '../../shared/thread-memory';
 import { encodeFrame, FRAME_SIZE } from '../../shared/stream/frame-codec';
 import { PageChecksumFilter } from '../../shared/stream/page-checksum';
 import { transferable } from '../../shared/stream/codec-pool';
@@ -59,6 +60,7 @@ function readFile(task: BundleReadTask, i: number): ReadFileResult {
  * batch of small files, off the main thread, which only sends what comes back. Synchronous calls
  * are right here: this thread does nothing else, and several of them overlap their disk waits.
  */
+serveMemoryProbe(workerData);
 parentPort!.on('message', (task: BundleReadTask) => {
   let reply: BundleReadReply;
   try {

@@ -1,5 +1,6 @@
 import { Worker } from 'node:worker_threads';
 import type { BlockRange } from '../../shared/stream/page-checksum';
+import { memoryProbe } from '../../shared/thread-memory';
 import { workerScript } from '../../shared/worker-script';
 
 export interface BundleReadTask {
@@ -33,6 +34,7 @@ export interface BundleReadReply {
 interface Reader {
   worker: Worker;
   busy: number;
+  probe: ReturnType<typeof memoryProbe>;
 }
 
 /**
@@ -49,8 +51,9 @@ export class BundleReaders {
   constructor(size: number) {
     const script = workerScript(__dirname, 'bundle-read-worker.js');
     for (let i = 0; i < Math.max(1, size); i++) {
-      const worker = new Worker(script, { resourceLimits: { maxYoungGenerationSizeMb: 4, maxOldGenerationSizeMb: 32 } });
-      const reader: Reader = { worker, busy: 0 };
+      const probe = memoryProbe('bundle reader');
+      const worker = new Worker(script, { resourceLimits: { maxYoungGenerationSizeMb: 4, maxOldGenerationSizeMb: 32 }, ...probe?.options });
+      const reader: Reader = { worker, busy: 0, probe };
       worker.on('message', (reply: BundleReadReply) => this.settle(reader, reply));
       worker.on('error', (err) => this.fail(reader, new Error(`a backup file reader thread failed: ${err.message}`)));
       worker.on('exit', (code) => {
@@ -78,6 +81,7 @@ export class BundleReaders {
     this.closed = true;
     for (const p of this.pending.values()) p.reject(new Error('the backup file readers were closed'));
     this.pending.clear();
+    await Promise.all(this.readers.map((r) => r.probe?.collect()));
     await Promise.all(this.readers.map((r) => r.worker.terminate()));
   }
 

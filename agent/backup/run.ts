@@ -14,7 +14,7 @@ import { groupName, userName } from './owners';
 import { afterHash, planBackup, type FileAction } from './plan';
 import { fetchBaseline } from './baseline';
 import { fromDisk, fromMemory, sendBundle, sendFile, type PageCheck, type Sent } from './send-file';
-import { acrossTablespaces, bundled, filesInFlight, largestFirst, tablespaceOfFile } from '../transfer/schedule';
+import { acrossTablespaces, bundled, ByteBudget, bytesInFlight, filesInFlight, inFlightBudget, largestFirst, tablespaceOfFile } from '../transfer/schedule';
 import { CodecPool } from '../../shared/stream/codec-pool';
 import { BundleReaders } from './bundle-reader';
 import { HashSize } from '../../shared/stream/hash-size';
@@ -121,13 +121,21 @@ async function copyFiles(c: CopyContext, toRead: ToRead[]): Promise<number> {
     (item) => tablespace(item.kind === 'file' ? item.file : item.files[0]));
   // the caller's list is not needed any more: each file is held by its item only, and freed once sent
   toRead.length = 0;
+  // the count keeps many small files in flight, the byte budget few large ones
+  const budget = new ByteBudget(inFlightBudget(c.pool.size));
   await forEachLimited(items, filesInFlight(c.pool.size), async (item) => {
-    if (item.kind === 'file') return sendAlone(item.file);
-    const sent = await sendBundle(c.ctx, c.job, c.jobId, item.files.map((x) => fromDisk(x.file, c.pageCheck)), c.pageCheck?.lsnLimit ?? 0n, c.readers!);
-    item.files.forEach((x, i) => {
-      if (sent[i]) pageErrorFiles += pageReport(c, x.file, sent[i]!);
-    });
-    c.progress.add(item.files.reduce((n, x) => n + x.file.size, 0), item.files.length);
+    const bytes = bytesInFlight(item.kind === 'file' ? item.file.size : item.files.reduce((n, x) => n + x.size, 0), item.kind === 'bundle');
+    await budget.take(bytes);
+    try {
+      if (item.kind === 'file') return await sendAlone(item.file);
+      const sent = await sendBundle(c.ctx, c.job, c.jobId, item.files.map((x) => fromDisk(x.file, c.pageCheck)), c.pageCheck?.lsnLimit ?? 0n, c.readers!);
+      item.files.forEach((x, i) => {
+        if (sent[i]) pageErrorFiles += pageReport(c, x.file, sent[i]!);
+      });
+      c.progress.add(item.files.reduce((n, x) => n + x.file.size, 0), item.files.length);
+    } finally {
+      budget.give(bytes);
+    }
   }, c.cancelled, true);
   return pageErrorFiles;
 }

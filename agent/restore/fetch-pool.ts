@@ -1,6 +1,7 @@
 import { Worker } from 'node:worker_threads';
 import { UserError } from '../../shared/errors';
 import type { TlsFiles } from '../../shared/tls';
+import { memoryProbe } from '../../shared/thread-memory';
 import { workerScript } from '../../shared/worker-script';
 import { writeLockMemory } from './write-lock';
 import type { ManifestFile__Output } from '../../shared/generated/pgrepo/v1/ManifestFile';
@@ -73,6 +74,7 @@ interface Slot {
   index: number;
   worker: Worker;
   busy: number;
+  probe: ReturnType<typeof memoryProbe>;
 }
 
 /**
@@ -91,8 +93,9 @@ export class RestoreFetchPool {
     const workerData: FetchWorkerData = { ...connection, writeLock: writeLockMemory() };
     for (let i = 0; i < Math.max(1, size); i++) {
       // a small young generation: the received messages' memory is freed by the next scavenge, not held until a full collection
-      const worker = new Worker(script, { workerData, resourceLimits: { maxYoungGenerationSizeMb: 4 } });
-      const slot: Slot = { index: i, worker, busy: 0 };
+      const probe = memoryProbe('restore fetch');
+      const worker = new Worker(script, { resourceLimits: { maxYoungGenerationSizeMb: 4 }, ...probe?.options, workerData: { ...probe?.options.workerData, ...workerData } });
+      const slot: Slot = { index: i, worker, busy: 0, probe };
       worker.on('message', (reply: FetchReply) => this.settle(reply));
       worker.on('error', (err) => this.fail(new UserError(`a restore worker thread failed: ${err.message}`)));
       worker.on('exit', (code) => this.fail(new UserError(`a restore worker thread exited (code ${code})`)));
@@ -142,6 +145,7 @@ export class RestoreFetchPool {
 
   async close(): Promise<void> {
     this.broken ??= new UserError('the restore workers were stopped');
+    await Promise.all(this.slots.map((s) => s.probe?.collect()));
     await Promise.all(this.slots.map((s) => s.worker.terminate()));
   }
 

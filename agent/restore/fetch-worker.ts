@@ -2,6 +2,7 @@ import { createHash, type Hash } from 'node:crypto';
 import fs from 'node:fs';
 import * as grpc from '@grpc/grpc-js';
 import { parentPort, workerData } from 'node:worker_threads';
+import { serveMemoryProbe } from '../../shared/thread-memory';
 import { describeCallError, isServiceError, UserError } from '../../shared/errors';
 import { isCodecError } from '../../shared/stream/codec-pool';
 import { repositoryClient } from '../transfer/client';
@@ -23,6 +24,7 @@ import type { FetchFile, FetchReply, FetchTask, FetchWorkerData, FlushRequest, P
  */
 const { server, tls, writeLock } = workerData as FetchWorkerData;
 const partWrites = new WriteLock(writeLock);
+serveMemoryProbe(workerData);
 // Buffers arrive as plain Uint8Arrays: grpc-js wants Buffers
 const asBuffer = (b: Uint8Array) => Buffer.from(b.buffer, b.byteOffset, b.byteLength);
 const client = repositoryClient(server, { ...tls, cert: asBuffer(tls.cert), key: asBuffer(tls.key), ca: asBuffer(tls.ca) });

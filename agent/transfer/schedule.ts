@@ -12,6 +12,65 @@ export function filesInFlight(processMax: number): number {
   return Math.max(8, processMax * 4);
 }
 
+const MiB = 1024 * 1024;
+
+/**
+ * What one file in flight may hold in the data path at once: a frame being read, frames
+ * compressed and queued for its upload (transfer/upload.ts), what grpc-js has serialized. A
+ * larger file holds no more (it streams), a bundle about its read-ahead; a small file its size.
+ */
+export function bytesInFlight(bytes: number, bundle: boolean): number {
+  return Math.min(bytes, bundle ? 2 * MiB : 4 * MiB);
+}
+
+/**
+ * The bytes the files in flight may hold together. The codec threads' parallelism comes from
+ * the chunks of the files in flight (CodecPool.chunks), so process-max + 2 large files keep them
+ * busy; the count (filesInFlight) is for small files, whose time is round trips. Each large file
+ * in flight beyond that was only more frames queued: 3-4 MiB each, 16 at process-max 4.
+ */
+export function inFlightBudget(processMax: number): number {
+  return (Math.max(1, processMax) + 2) * 4 * MiB;
+}
+
+/**
+ * A budget of bytes shared by work in flight: take(n) waits until n more fit (in order of
+ * asking), give(n) returns them. Work larger than the whole budget runs when nothing else is
+ * in flight, so it never waits forever.
+ */
+export class ByteBudget {
+  private used = 0;
+  private readonly waiting: Array<{ n: number; go: () => void }> = [];
+
+  constructor(readonly budget: number) {}
+
+  get inUse(): number {
+    return this.used;
+  }
+
+  take(n: number): Promise<void> {
+    if (this.waiting.length === 0 && this.fits(n)) {
+      this.used += n;
+      return Promise.resolve();
+    }
+    return new Promise((go) => this.waiting.push({ n, go }));
+  }
+
+  give(n: number): void {
+    this.used -= n;
+    // first come, first served: a large waiter is not overtaken by smaller ones behind it
+    while (this.waiting.length > 0 && this.fits(this.waiting[0].n)) {
+      const next = this.waiting.shift()!;
+      this.used += next.n;
+      next.go();
+    }
+  }
+
+  private fits(n: number): boolean {
+    return this.used === 0 || this.used + n <= this.budget;
+  }
+}
+
 
 /** One unit of a backup's transfer: a file of its own, or small files that travel and are stored together. */
 export type TransferItem<T> = { kind: 'file'; file: T } | { kind: 'bundle'; files: T[] };

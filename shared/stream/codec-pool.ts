@@ -1,5 +1,6 @@
 import { Worker } from 'node:worker_threads';
 import { UserError } from '../errors';
+import { memoryProbe } from '../thread-memory';
 import { workerScript } from '../worker-script';
 import { BufferRing } from './buffer-ring';
 import { decodeFrame, encodeFrame } from './frame-codec';
@@ -56,6 +57,7 @@ interface Pending {
 interface Slot {
   worker: Worker;
   busy: number;
+  probe: ReturnType<typeof memoryProbe>;
 }
 
 /**
@@ -84,8 +86,9 @@ export class CodecPool {
     const script = workerScript(__dirname, 'codec-worker.js');
     for (let i = 0; i < Math.max(1, size); i++) {
       // codec threads hold little on the JavaScript heap (buffers live outside it): small heaps keep the agent's RSS low
-      const worker = new Worker(script, { resourceLimits: { maxYoungGenerationSizeMb: 2, maxOldGenerationSizeMb: 24 } });
-      const slot: Slot = { worker, busy: 0 };
+      const probe = memoryProbe('codec');
+      const worker = new Worker(script, { resourceLimits: { maxYoungGenerationSizeMb: 2, maxOldGenerationSizeMb: 24 }, ...probe?.options });
+      const slot: Slot = { worker, busy: 0, probe };
       worker.on('message', (reply: CodecReply) => this.settle(slot, reply));
       worker.on('error', (err) => this.fail(err));
       worker.on('exit', (code) => {
@@ -113,6 +116,7 @@ export class CodecPool {
   async close(): Promise<void> {
     this.closed = true;
     this.fail(new UserError('the codec pool was closed'));
+    await Promise.all(this.slots.map((s) => s.probe?.collect()));
     await Promise.all(this.slots.map((s) => s.worker.terminate()));
   }
 

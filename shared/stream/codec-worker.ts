@@ -1,4 +1,5 @@
-import { parentPort } from 'node:worker_threads';
+import { parentPort, workerData } from 'node:worker_threads';
+import { serveMemoryProbe } from '../thread-memory';
 import { decodeFrame, encodeFrame } from './frame-codec';
 import { transferable, type CodecReply, type CodecTask } from './codec-pool';
 
@@ -11,6 +12,7 @@ function spareOf(task: CodecTask, result?: Uint8Array): Uint8Array[] {
  * A codec thread: compresses or decompresses one frame per message with the codec's synchronous
  * API (zlib's asynchronous API left cores idle), handing buffers back without copying them.
  */
+serveMemoryProbe(workerData);
 parentPort!.on('message', (task: CodecTask) => {
   let reply: CodecReply;
   try {

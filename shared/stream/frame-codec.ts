@@ -32,14 +32,30 @@ let lz4Module: Lz4Utils | undefined;
 const zstd = (): Zstd => (zstdModule ??= require('zstd-napi') as Zstd);
 const lz4 = (): Lz4Utils => (lz4Module ??= require('lz4/lib/utils') as Lz4Utils);
 
-// a zstd context allocates megabytes; one per level per thread is reused for every frame
-const zstdCompressors = new Map<number, InstanceType<Zstd['Compressor']>>();
 let zstdDecompressor: InstanceType<Zstd['Decompressor']> | undefined;
 // zstd's own one-shot decompression into a buffer we give it (the Decompressor class always allocates)
 type ZstdBinding = typeof import('zstd-napi/binding');
 let zstdBindingModule: ZstdBinding | undefined;
 const zstdBinding = (): ZstdBinding => (zstdBindingModule ??= require('zstd-napi/binding') as ZstdBinding);
 let zstdContext: InstanceType<ZstdBinding['DCtx']> | undefined;
+// a zstd compression context allocates megabytes: one per thread is reused for every frame
+let zstdCompressor: InstanceType<ZstdBinding['CCtx']> | undefined;
+
+/*
+ * Codecs write a frame into this thread's scratch buffer (room for the worst case), and the frame
+ * is copied out at its size. A new worst-case buffer per frame, as zstd-napi's Compressor and a
+ * plain lz4 call make, is a MiB of garbage for every MiB coded: each codec thread held 30-40 MiB
+ * of it between collections, and an lz4 frame kept its whole buffer wherever it went.
+ */
+let scratch: Buffer | undefined;
+
+function intoScratch(bound: number, code: (dst: Buffer) => number): Buffer {
+  if (!scratch || scratch.length < bound) scratch = Buffer.allocUnsafeSlow(Math.max(bound, FRAME_SIZE + 64 * 1024));
+  const n = code(scratch);
+  const out = Buffer.allocUnsafeSlow(n);
+  scratch.copy(out, 0, 0, n);
+  return out;
+}
 
 /*
  * A gzip member normally does not say how long it is, so a reader could not find where the next
@@ -81,7 +97,10 @@ const LZ4_HEADER = 4 + 2 + 8 + 1;
 function lz4Frame(chunk: Buffer, level: number): Buffer {
   if (chunk.length > LZ4_BLOCK_MAX) throw new Error(`an lz4 frame holds at most ${LZ4_BLOCK_MAX} bytes`);
   const native = lz4().bindings;
-  const out = Buffer.allocUnsafeSlow(LZ4_HEADER + 4 + Math.max(native.compressBound(chunk.length), chunk.length) + 4);
+  return intoScratch(LZ4_HEADER + 4 + Math.max(native.compressBound(chunk.length), chunk.length) + 4, (out) => lz4FrameInto(out, chunk, level, native));
+}
+
+function lz4FrameInto(out: Buffer, chunk: Buffer, level: number, native: Lz4Native): number {
   out.writeUInt32LE(LZ4_MAGIC, 0);
   out[4] = 0x68; // version 01, independent blocks, content size present
   out[5] = 0x70; // 4 MiB maximum block size
@@ -101,7 +120,7 @@ function lz4Frame(chunk: Buffer, level: number): Buffer {
     }
   }
   out.writeUInt32LE(0, pos);
-  return out.subarray(0, pos + 4);
+  return pos + 4;
 }
 
 /**
@@ -157,13 +176,9 @@ export function encodeFrame(type: string, level: number, chunk: Buffer): Buffer 
     case 'gz':
       return gzipMember(chunk, level);
     case 'zst': {
-      let c = zstdCompressors.get(level);
-      if (!c) {
-        c = new (zstd().Compressor)();
-        c.setParameters({ compressionLevel: level });
-        zstdCompressors.set(level, c);
-      }
-      return c.compress(chunk);
+      const binding = zstdBinding();
+      const cctx = (zstdCompressor ??= new binding.CCtx());
+      return intoScratch(binding.compressBound(chunk.length), (dst) => cctx.compress(dst, chunk, level));
     }
     case 'lz4':
       return lz4Frame(chunk, level);
