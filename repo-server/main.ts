@@ -26,7 +26,7 @@ import { CertificateWatch, RefusedCertificates } from './cert-watch';
 import { SERVER_OPTIONS, SERVER_USAGE } from './options';
 import { checkRetentionConfig } from './commands/expire';
 import type { ServerContext } from './context';
-import { withRawChunks } from './commands/restore-send';
+import { withRawMessages } from './commands/restore-send';
 
 /** Seconds work in flight gets to end cleanly after SIGTERM before connections are cut. */
 const SHUTDOWN_GRACE_SECONDS = 30;
@@ -137,7 +137,7 @@ async function main(): Promise<number | void> {
     config: () => options,
   };
   const server = new grpc.Server(CHANNEL_OPTIONS);
-  server.addService(withRawChunks(loadProto().pgrepo.v1.Repository.service), repositoryHandlers(ctx));
+  server.addService(withRawMessages(loadProto().pgrepo.v1.Repository.service), repositoryHandlers(ctx));
   const listen = options.str('listen')!;
   const port = await bind(server, listen, tls.credentials());
   if (!refused.attach(server)) log.debug('cannot watch TLS handshakes: refusals of bad client certificates will not name them');

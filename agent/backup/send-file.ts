@@ -5,12 +5,13 @@ import type { FileTrailer } from '../../shared/generated/pgrepo/v1/FileTrailer';
 import type { BundleUpload } from '../../shared/generated/pgrepo/v1/BundleUpload';
 import type { PutFileResult__Output } from '../../shared/generated/pgrepo/v1/PutFileResult';
 import type { PutBundleResult__Output } from '../../shared/generated/pgrepo/v1/PutBundleResult';
-import { PageChecksumFilter, type BlockRange, type PageChecksumResult } from '../../shared/stream/page-checksum';
+import { lsnHalves, type BlockRange, type PageChecksumResult } from '../../shared/stream/page-checksum';
 import type { CodecPool } from '../../shared/stream/codec-pool';
 import { readFileChunks } from '../../shared/stream/parallel';
 import type { StoredChecksums } from '../../shared/stream/pipeline';
 import type { AgentContext } from '../context';
-import { upload, uploadChunks, type Codec } from '../transfer/upload';
+import { upload, uploadChunks, type Codec, type PageSpec } from '../transfer/upload';
+import { HEADROOM } from '../../shared/stream/raw-message';
 import type { BundleReaders } from './bundle-reader';
 import type { ListedFile } from './file-list';
 import { groupName, userName } from './owners';
@@ -47,18 +48,16 @@ export interface PageCheck {
 }
 
 function codecOf(job: BackupJob__Output, pool: CodecPool): Codec {
-  // the server takes the SHA-1 of the stored bytes as they arrive (and the TLS record layer
-  // already proves the transfer): a second one here would only cost the agent's main thread
-  return { type: job.compress_type, level: job.compress_level, pool, hashStored: false };
+  return { type: job.compress_type, level: job.compress_level, pool };
 }
 
 /**
  * Where chunks read for the codec workers get their memory: the pool's ring, since each chunk
- * comes back from its worker once compressed. Uncompressed chunks are sent as they are, so they
- * take memory of their own.
+ * comes back from its worker once compressed, or (uncompressed) once sent; behind room for the
+ * message header it is sent with when it is sent as it is (agent/transfer/upload.ts).
  */
-function chunkMemory(job: BackupJob__Output, pool: CodecPool): ((n: number) => Buffer) | undefined {
-  return job.compress_type === 'none' ? undefined : (n) => pool.ring.take(n);
+function chunkMemory(pool: CodecPool): (n: number) => Buffer {
+  return (n) => pool.ring.take(n + HEADROOM).subarray(HEADROOM);
 }
 
 function headerOf(jobId: string, job: BackupJob__Output, file: FileToSend): FileHeader {
@@ -68,26 +67,30 @@ function headerOf(jobId: string, job: BackupJob__Output, file: FileToSend): File
   };
 }
 
-function trailerOf(c: StoredChecksums, pages: PageChecksumFilter | undefined): { trailer: FileTrailer } {
+/**
+ * The file's trailer. The server takes the SHA-1 of the stored bytes itself as they arrive (and
+ * the TLS record layer already proves the transfer): repo_checksum is left empty, and so is
+ * checksum when the file is stored uncompressed (the server's SHA-1 is then the original's).
+ */
+function trailerOf(c: StoredChecksums, pages: PageChecksumResult | undefined): { trailer: FileTrailer } {
   return { trailer: {
     size: c.original.size, checksum: c.original.checksum, repo_size: c.stored.size, repo_checksum: c.stored.checksum,
-    checksum_page: pages ? pageTrailer(pages.result()) : undefined,
+    checksum_page: pages ? pageTrailer(pages) : undefined,
   } };
 }
 
-function pagesOf(file: FileToSend, lsnLimit: bigint): PageChecksumFilter | undefined {
-  return file.firstBlock === null ? undefined : new PageChecksumFilter(file.firstBlock, lsnLimit);
+function pagesOf(file: FileToSend, lsnLimit: bigint): PageSpec | undefined {
+  return file.firstBlock === null ? undefined : { firstBlock: file.firstBlock, lsnLimit: lsnHalves(lsnLimit) };
 }
 
 /** Sends one file as its own repository object; its chunks are compressed by the pool's workers. */
 export async function sendFile(ctx: AgentContext, job: BackupJob__Output, jobId: string, file: FileToSend, lsnLimit: bigint, pool: CodecPool): Promise<Sent> {
-  const pages = pagesOf(file, lsnLimit);
-  const { checksums } = await uploadChunks<FileUpload, PutFileResult__Output>((cb) => ctx.client.PutBackupFile(cb), {
+  const { checksums, pageResult } = await uploadChunks<FileUpload, PutFileResult__Output>((cb) => ctx.client.PutBackupFile(cb), {
     header: { header: headerOf(jobId, job, file) },
     toData: (data) => ({ data }),
-    toTrailer: (c) => trailerOf(c, pages),
-  }, file.chunks(chunkMemory(job, pool)), codecOf(job, pool), pages ? [pages] : []);
-  return { size: checksums.original.size, pageErrors: pages?.result().errors ?? [] };
+    toTrailer: trailerOf,
+  }, file.chunks(chunkMemory(pool)), codecOf(job, pool), pagesOf(file, lsnLimit));
+  return { size: checksums.original.size, pageErrors: pageResult?.errors ?? [] };
 }
 
 /** A bundle's files go to the reader threads in batches of about this many original bytes (and at most BATCH_FILES). */

@@ -1,11 +1,16 @@
 import * as grpc from '@grpc/grpc-js';
 import { CHANNEL_OPTIONS, loadProto } from '../../shared/proto';
 import { clientCredentials, type TlsFiles } from '../../shared/tls';
+import { rawUploads } from '../../shared/stream/raw-message';
 import type { RepositoryClient } from '../../shared/generated/pgrepo/v1/Repository';
 
+let RawClient: grpc.ServiceClientConstructor | undefined;
+
+/** The repository's client, whose PutBackupFile also sends data messages already encoded (agent/transfer/upload.ts). */
 export function repositoryClient(address: string, tls: TlsFiles): RepositoryClient {
-  const Client = loadProto().pgrepo.v1.Repository;
-  return new Client(address, clientCredentials(tls), CHANNEL_OPTIONS);
+  const service = loadProto().pgrepo.v1.Repository.service;
+  RawClient ??= grpc.makeGenericClientConstructor({ ...service, PutBackupFile: rawUploads(service.PutBackupFile) }, 'Repository');
+  return new RawClient(address, clientCredentials(tls), CHANNEL_OPTIONS) as unknown as RepositoryClient;
 }
 
 export type { RepositoryClient };

@@ -1,8 +1,11 @@
 import { once } from 'node:events';
 import type * as grpc from '@grpc/grpc-js';
 import type { StoredChecksums } from '../../shared/stream/pipeline';
-import { ByteCount, Digest, encodeFrames, hashed } from '../../shared/stream/parallel';
+import { ByteCount, Digest, encodeChunks, hashed } from '../../shared/stream/parallel';
 import type { CodecPool } from '../../shared/stream/codec-pool';
+import { RING_BUFFER_SIZE } from '../../shared/stream/buffer-ring';
+import { addBlock, type BlockRange, type LsnHalves, type PageChecksumResult } from '../../shared/stream/page-checksum';
+import { bytesFieldInPlace, HEADROOM, RawMessage, UPLOAD_DATA_FIELD } from '../../shared/stream/raw-message';
 
 const CANCELLED = 1;
 
@@ -11,10 +14,13 @@ const WRITES_QUEUED = 2;
 
 type OpenCall<M, R> = (callback: (err: grpc.ServiceError | null, res?: R) => void) => grpc.ClientWritableStream<M>;
 
+/** Writes one message (honouring back-pressure); `onWritten` once grpc-js has taken it (its memory is free again). */
+export type Write<M> = (msg: M | RawMessage, onWritten?: () => void) => Promise<void>;
+
 interface UploadMessages<M> {
   header: M;
   toData: (chunk: Buffer) => M;
-  toTrailer: (c: StoredChecksums) => M;
+  toTrailer: (c: StoredChecksums, pages: PageChecksumResult | undefined) => M;
 }
 
 /** How the pool compresses a file: compress-type, level, and the worker threads. */
@@ -22,18 +28,12 @@ export interface Codec {
   type: string;
   level: number;
   pool: CodecPool;
-  /**
-   * false: the stored bytes are counted but not hashed here (their trailer's repo_checksum is
-   * empty) because the server takes their SHA-1 as they arrive and records its own.
-   */
-  hashStored?: boolean;
 }
 
-/** Something that looks at every original byte in order (page checksums), before the chunk moves to a worker. */
-export interface ChunkObserver {
-  update(chunk: Buffer): void;
-  /** after the last chunk */
-  finish?(): void;
+/** A relation file's pages to validate on the way: its first block number and the backup's start LSN. */
+export interface PageSpec {
+  firstBlock: number;
+  lsnLimit: LsnHalves;
 }
 
 /**
@@ -41,21 +41,24 @@ export interface ChunkObserver {
  * back-pressure). Resolves with the server's answer once it has made the upload durable; if the
  * server gives up early, the body stops instead of waiting for a drain that never comes.
  */
-export async function upload<M, R, T>(open: OpenCall<M, R>, header: M, body: (write: (msg: M) => Promise<void>) => Promise<T>,
+export async function upload<M, R, T>(open: OpenCall<M, R>, header: M, body: (write: Write<M>) => Promise<T>,
   abort: () => void): Promise<{ result: R; value: T }> {
-  let call!: grpc.ClientWritableStream<M>;
+  let call!: grpc.ClientWritableStream<M | RawMessage>;
   const result = new Promise<R>((resolve, reject) => {
-    call = open((err, res) => (err ? reject(err) : resolve(res as R)));
+    call = open((err, res) => (err ? reject(err) : resolve(res as R))) as grpc.ClientWritableStream<M | RawMessage>;
   });
   const failed = result.then(() => new Promise<never>(() => undefined));
   failed.catch(() => undefined);
   // grpc-js queues up to 16 messages per call before write() says to wait: 16 MiB for every
   // file in flight. A write is waited for once WRITES_QUEUED newer ones are behind it instead.
   const queued: Promise<void>[] = [];
-  const write = async (msg: M): Promise<void> => {
+  const write: Write<M> = async (msg, onWritten) => {
     let written!: () => void;
     queued.push(new Promise<void>((resolve) => { written = resolve; }));
-    const drained = call.write(msg, () => written()) ? undefined : once(call, 'drain');
+    const drained = call.write(msg, () => {
+      onWritten?.();
+      written();
+    }) ? undefined : once(call, 'drain');
     drained?.catch(() => undefined); // awaited below; the call's own error surfaces through `failed`
     if (queued.length > WRITES_QUEUED) await Promise.race([queued.shift()!, failed]);
     if (drained) await Promise.race([drained, failed]);
@@ -74,27 +77,67 @@ export async function upload<M, R, T>(open: OpenCall<M, R>, header: M, body: (wr
   }
 }
 
+/** The chunks of `source`, and whether there is more than one (known before the first is handed on). */
+async function peekOne(source: AsyncIterator<Buffer>): Promise<{ chunks: AsyncIterable<Buffer>; single: boolean }> {
+  const first = await source.next();
+  const second = first.done ? first : await source.next();
+  const chunks = async function* () {
+    if (first.done) return;
+    yield first.value;
+    if (second.done) return;
+    yield second.value;
+    for (let n = await source.next(); !n.done; n = await source.next()) yield n.value;
+  };
+  return { chunks: chunks(), single: second.done === true };
+}
+
 /**
- * Writes one file's frames: chunks of original bytes (shared/stream/parallel.ts fileChunks),
- * each compressed into its own frame by the pool's workers, while SHA-1 of the original and of
- * the stored bytes are taken here, in order. `observers` see the original chunks too.
+ * Writes one file's frames and returns its checksums and page check results. The per-byte work
+ * is done by the pool's workers, with the compression of each chunk: page checks, and the SHA-1
+ * of a file of one chunk. The SHA-1 of a longer file is taken here, in order (a hash cannot be
+ * split over threads). Uncompressed, the original is what the server stores, and the server's
+ * SHA-1 of it (taken anyway) is recorded as both: the agent sends no checksum of its own. Frames
+ * in the pool's buffers go out as messages written around them (RawMessage), and their memory
+ * goes back to the pool once grpc-js has taken them.
  */
-async function writeFrames<M>(write: (msg: M) => Promise<void>, toData: (chunk: Buffer) => M, chunks: AsyncIterable<Buffer>,
-  codec: Codec, observers: ChunkObserver[]): Promise<StoredChecksums> {
-  const original = new Digest();
-  const stored = codec.hashStored === false ? new ByteCount() : new Digest();
-  for await (const frame of hashed(encodeFrames(hashed(chunks, original, observers), codec.type, codec.level, codec.pool), stored)) await write(toData(frame));
-  return { original: original.result(), stored: stored.result() };
+async function writeFrames<M>(write: Write<M>, toData: (chunk: Buffer) => M, source: AsyncIterator<Buffer>, codec: Codec,
+  pages?: PageSpec): Promise<{ checksums: StoredChecksums; pageResult?: PageChecksumResult }> {
+  const { chunks, single } = await peekOne(source);
+  const compressed = codec.type !== 'none';
+  const original = compressed && !single ? new Digest() : new ByteCount();
+  const stored = new ByteCount();
+  const errors: BlockRange[] = [];
+  let workerSha1 = '';
+  const frames = encodeChunks(hashed(chunks, original), {
+    type: codec.type, level: codec.level, pages, hashInWorker: compressed && single, headroom: HEADROOM,
+  }, codec.pool);
+  for await (const r of frames) {
+    for (const b of r.badBlocks ?? []) addBlock(errors, b);
+    if (r.sha1) workerSha1 = r.sha1;
+    stored.update(r.data);
+    const frame = r.data;
+    if (frame.byteOffset === HEADROOM && frame.buffer.byteLength === RING_BUFFER_SIZE) {
+      // the pool's memory, laid out with room for the message header: no copy here
+      await write(new RawMessage(bytesFieldInPlace(frame, UPLOAD_DATA_FIELD)), () => codec.pool.ring.give(frame));
+    } else {
+      await write(toData(frame));
+    }
+  }
+  const o = original.result();
+  return {
+    checksums: { original: { size: o.size, checksum: workerSha1 || o.checksum }, stored: stored.result() },
+    pageResult: pages ? { valid: errors.length === 0, errors } : undefined,
+  };
 }
 
 /** Sends one file as its own repository object (PutBackupFile): header, frames, trailer with the checksums. */
 export async function uploadChunks<M, R>(open: OpenCall<M, R>, msgs: UploadMessages<M>, chunks: AsyncIterable<Buffer>,
-  codec: Codec, observers: ChunkObserver[] = []): Promise<{ result: R; checksums: StoredChecksums }> {
+  codec: Codec, pages?: PageSpec): Promise<{ result: R; checksums: StoredChecksums; pageResult?: PageChecksumResult }> {
   const iterator = chunks[Symbol.asyncIterator]();
   const { result, value } = await upload(open, msgs.header, async (write) => {
-    const checksums = await writeFrames(write, msgs.toData, { [Symbol.asyncIterator]: () => iterator }, codec, observers);
-    await write(msgs.toTrailer(checksums));
-    return checksums;
+    const sent = await writeFrames(write, msgs.toData, iterator, codec, pages);
+    await write(msgs.toTrailer(sent.checksums, sent.pageResult));
+    return sent;
   }, () => void iterator.return?.(undefined).catch(() => undefined));
-  return { result, checksums: value };
+  return { result, ...value };
 }

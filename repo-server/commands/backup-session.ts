@@ -11,7 +11,7 @@ import type { PageChecksum__Output } from '../../shared/generated/pgrepo/v1/Page
 import type { ServerContext } from '../context';
 import type { Caller } from '../service/guard';
 import { backupFileKey, bundleKey } from '../repo/layout';
-import { receiveIntoTemp, type ReceivedTrailer } from './receive-file';
+import { receiveIntoTemp, withOriginalChecksum, type ReceivedTrailer } from './receive-file';
 import type { FileHeader__Output } from '../../shared/generated/pgrepo/v1/FileHeader';
 import type { BundleUpload__Output } from '../../shared/generated/pgrepo/v1/BundleUpload';
 import type { PutBundleResult } from '../../shared/generated/pgrepo/v1/PutBundleResult';
@@ -168,7 +168,8 @@ export async function putBackupFile(ctx: ServerContext, call: AsyncIterable<File
   const name = validateManifestPath(header.name);
   const temp = await ctx.storage.openTemp(backupFileKey(session.stanza, session.label, name, header.compress_type));
   try {
-    const trailer = await receiveIntoTemp(messages, temp, `backup file ${name}`);
+    const what = `backup file ${name}`;
+    const trailer = withOriginalChecksum(await receiveIntoTemp(messages, temp, what), header.compress_type, what);
     await temp.commit();
     ctx.metrics.received(session.stanza, 'backup', trailer.repo_size);
     session.addUploaded(manifestEntry(name, header, trailer));
@@ -198,7 +199,8 @@ export async function putBundle(ctx: ServerContext, call: AsyncIterable<BundleUp
       const fileHeader = next.value.file;
       if (!fileHeader) throw new StatusError(grpc.status.INVALID_ARGUMENT, `bundle ${bundleId}: expected the next file's header, got '${next.value.part ?? 'empty'}'`);
       const name = validateManifestPath(fileHeader.name);
-      const trailer = await receiveIntoTemp(messages, temp, `backup file ${name} (bundle ${bundleId})`);
+      const what = `backup file ${name} (bundle ${bundleId})`;
+      const trailer = withOriginalChecksum(await receiveIntoTemp(messages, temp, what), fileHeader.compress_type, what);
       files.push({ ...manifestEntry(name, fileHeader, trailer), bundleId, bundleOffset: offset });
       offset += trailer.repo_size;
     }

@@ -44,3 +44,20 @@ export async function receiveIntoTemp<M extends { part?: string; data?: Buffer; 
     }
   }
 }
+
+/**
+ * The trailer with the original's SHA-1 settled: the sender's; for a file stored uncompressed the
+ * stored bytes are the original, so the SHA-1 taken here is the original's too (an agent leaves
+ * it out rather than take it twice) and, when the sender gave one, must match it.
+ */
+export function withOriginalChecksum(trailer: ReceivedTrailer, compressType: string, what: string): ReceivedTrailer {
+  if (compressType === 'none') {
+    if (trailer.checksum !== '' && trailer.checksum !== trailer.repo_checksum) {
+      throw new StatusError(grpc.status.DATA_LOSS,
+        `${what}: the sender's SHA-1 ${trailer.checksum} of the file does not match the SHA-1 ${trailer.repo_checksum} of the bytes received; nothing was stored`);
+    }
+    return { ...trailer, checksum: trailer.repo_checksum };
+  }
+  if (trailer.checksum === '') throw new StatusError(grpc.status.INVALID_ARGUMENT, `${what}: the trailer lacks the SHA-1 of the original file; nothing was stored`);
+  return trailer;
+}

@@ -18,7 +18,8 @@ import { storedLocation } from '../repo/layout';
 import { frameIndex, partRange, plainIndex } from '../../shared/stream/frame-walk';
 import type { Emit } from './backup';
 import { chooseBackup, zeroedDatabases } from './restore-plan';
-import { rawChunk, readBuffer, type RawChunk } from './restore-send';
+import { rawChunk, readBuffer } from './restore-send';
+import type { RawMessage } from '../../shared/stream/raw-message';
 
 /** The label to restore for GetManifest: the one asked for, which must be a complete backup, or the newest. */
 async function resolveLabel(ctx: ServerContext, stanza: string, set: string): Promise<string> {
@@ -175,7 +176,7 @@ async function* storedPieces(ctx: ServerContext, stanza: string, label: string, 
   }
 }
 
-export async function getBackupFile(ctx: ServerContext, req: GetBackupFileRequest__Output, caller: Caller, write: (chunk: FileChunk | RawChunk) => Promise<void>): Promise<void> {
+export async function getBackupFile(ctx: ServerContext, req: GetBackupFileRequest__Output, caller: Caller, write: (chunk: FileChunk | RawMessage) => Promise<void>): Promise<void> {
   const stanza = authorizeStanza(ctx, caller, req.stanza);
   const label = validateBackupLabel(req.label);
   const file = manifestFile(await ctx.store.manifest(stanza, label), validateManifestPath(req.name));
@@ -225,7 +226,7 @@ async function partOf(ctx: ServerContext, stanza: string, label: string, file: S
 export const MAX_FILES_PER_CALL = 10_000;
 
 export async function getBackupFiles(ctx: ServerContext, req: GetBackupFilesRequest__Output, caller: Caller,
-  write: (chunk: BackupFilesChunk | RawChunk) => Promise<void>): Promise<void> {
+  write: (chunk: BackupFilesChunk | RawMessage) => Promise<void>): Promise<void> {
   const stanza = authorizeStanza(ctx, caller, req.stanza);
   const label = validateBackupLabel(req.label);
   if (req.names.length > MAX_FILES_PER_CALL) {

@@ -3,7 +3,7 @@ import { UserError } from '../errors';
 import { memoryProbe } from '../thread-memory';
 import { workerScript } from '../worker-script';
 import { BufferRing } from './buffer-ring';
-import { decodeFrame, encodeFrame } from './frame-codec';
+import { runCodecTask, type CodecResult, type CodecTask, type PageTask } from './codec-task';
 
 /**
  * Frames this small are coded on the calling thread: coding 16 KiB takes microseconds, less than
@@ -11,19 +11,13 @@ import { decodeFrame, encodeFrame } from './frame-codec';
  */
 const INLINE_BYTES = 16 * 1024;
 
-export interface CodecTask {
-  id: number;
-  op: 'encode' | 'decode';
-  type: string;
-  level: number;
-  data: Uint8Array;
-  /** where to decode to, when it fits (decode only) */
-  out?: Uint8Array;
-}
+export type { CodecTask, CodecResult, PageTask };
 
 export interface CodecReply {
   id: number;
   data?: Uint8Array;
+  badBlocks?: number[];
+  sha1?: string;
   /** the task's buffers the worker no longer needs (its input, an unused `out`), handed back for reuse */
   spare?: Uint8Array[];
   error?: string;
@@ -49,8 +43,22 @@ export function isCodecError(err: unknown): boolean {
   return err instanceof CodecError || code === 'CORRUPT' || (typeof code === 'string' && /^Z_/.test(code)) || /zstd|lz4/i.test(String((err as Error)?.message));
 }
 
+/** What else to do with a chunk while it is compressed (CodecPool.encodeChunk). */
+export interface ChunkWork {
+  /** validate its pages */
+  pages?: PageTask;
+  /** take its SHA-1 (a file that is one chunk) */
+  hash?: boolean;
+  /**
+   * compress into one of the ring's buffers, leaving this many bytes free before the frame (for a
+   * message header written around it without copying it: shared/stream/raw-message.ts); the
+   * frame's memory is then the ring's, to give back once sent
+   */
+  headroom?: number;
+}
+
 interface Pending {
-  resolve: (b: Buffer) => void;
+  resolve: (r: CodecResult) => void;
   reject: (e: Error) => void;
 }
 
@@ -100,8 +108,18 @@ export class CodecPool {
   }
 
   /** Compresses one chunk into one frame. The chunk's memory moves to the worker: do not use it afterwards. */
-  encode(type: string, level: number, chunk: Buffer): Promise<Buffer> {
-    return this.submit('encode', type, level, chunk);
+  async encode(type: string, level: number, chunk: Buffer): Promise<Buffer> {
+    return (await this.submit({ op: 'encode', type, level, data: chunk })).data;
+  }
+
+  /**
+   * Compresses one chunk of a backup file into one frame (type none: passes it through), with the
+   * per-byte work `work` asks for done on the same worker. The chunk's memory moves to the
+   * worker: do not use it afterwards.
+   */
+  encodeChunk(type: string, level: number, chunk: Buffer, work: ChunkWork = {}): Promise<CodecResult> {
+    const out = work.headroom !== undefined && type !== 'none' ? this.ring.takeWhole().subarray(work.headroom) : undefined;
+    return this.submit({ op: 'encode', type, level, data: chunk, out, pages: work.pages, hash: work.hash });
   }
 
   /**
@@ -109,8 +127,8 @@ export class CodecPool {
    * of the ring's, back to the ring). With `reuse`, the result is decoded into a buffer of the
    * ring where the codec allows: give it back (ring.give) once done with it.
    */
-  decode(type: string, frame: Buffer, reuse = false): Promise<Buffer> {
-    return this.submit('decode', type, 0, frame, reuse && type !== 'gz' ? this.ring.takeWhole() : undefined);
+  async decode(type: string, frame: Buffer, reuse = false): Promise<Buffer> {
+    return (await this.submit({ op: 'decode', type, level: 0, data: frame, out: reuse && type !== 'gz' ? this.ring.takeWhole() : undefined })).data;
   }
 
   async close(): Promise<void> {
@@ -120,27 +138,27 @@ export class CodecPool {
     await Promise.all(this.slots.map((s) => s.worker.terminate()));
   }
 
-  private submit(op: CodecTask['op'], type: string, level: number, data: Buffer, out?: Buffer): Promise<Buffer> {
+  private submit(work: Omit<CodecTask, 'id'>): Promise<CodecResult> {
     if (this.closed) return Promise.reject(new UserError('the codec pool is closed'));
-    if (data.length <= INLINE_BYTES) {
-      let result: Buffer | undefined;
+    if (work.data.length <= INLINE_BYTES) {
+      let result: CodecResult | undefined;
       try {
-        result = op === 'encode' ? encodeFrame(type, level, data) : decodeFrame(type, data);
+        result = runCodecTask({ id: 0, ...work });
         return Promise.resolve(result);
       } catch (err) {
         return Promise.reject(new CodecError((err as Error).message));
       } finally {
         // what the result does not use goes back to the ring, as a worker's spare buffers do
-        this.ring.give(out);
-        if (result?.buffer !== data.buffer) this.ring.give(data);
+        if (result?.data.buffer !== work.out?.buffer) this.ring.give(work.out);
+        if (result?.data.buffer !== work.data.buffer) this.ring.give(work.data);
       }
     }
     const id = this.nextId++;
     // idle workers must not keep a process alive; busy ones must, or a waiting caller is dropped
     if (this.pending.size === 0) for (const s of this.slots) s.worker.ref();
-    return new Promise<Buffer>((resolve, reject) => {
+    return new Promise<CodecResult>((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
-      this.queue.push({ id, op, type, level, data, out });
+      this.queue.push({ id, ...work });
       this.dispatch();
     });
   }
@@ -162,7 +180,7 @@ export class CodecPool {
     this.pending.delete(reply.id);
     for (const b of reply.spare ?? []) this.ring.give(b);
     if (p) {
-      if (reply.data) p.resolve(Buffer.from(reply.data.buffer, reply.data.byteOffset, reply.data.byteLength));
+      if (reply.data) p.resolve({ data: Buffer.from(reply.data.buffer, reply.data.byteOffset, reply.data.byteLength), badBlocks: reply.badBlocks, sha1: reply.sha1 });
       else p.reject(new CodecError(reply.error));
     }
     if (this.pending.size === 0) for (const s of this.slots) s.worker.unref();

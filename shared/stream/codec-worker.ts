@@ -1,7 +1,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { serveMemoryProbe } from '../thread-memory';
-import { decodeFrame, encodeFrame } from './frame-codec';
-import { transferable, type CodecReply, type CodecTask } from './codec-pool';
+import { transferable, type CodecReply } from './codec-pool';
+import { runCodecTask, type CodecTask } from './codec-task';
 
 /** The task's buffers whose memory the result does not use: they go back for reuse. */
 function spareOf(task: CodecTask, result?: Uint8Array): Uint8Array[] {
@@ -10,16 +10,15 @@ function spareOf(task: CodecTask, result?: Uint8Array): Uint8Array[] {
 
 /**
  * A codec thread: compresses or decompresses one frame per message with the codec's synchronous
- * API (zlib's asynchronous API left cores idle), handing buffers back without copying them.
+ * API (zlib's asynchronous API left cores idle), with a backup chunk's page checks (and the
+ * SHA-1 of a file that is one chunk), handing buffers back without copying them.
  */
 serveMemoryProbe(workerData);
 parentPort!.on('message', (task: CodecTask) => {
   let reply: CodecReply;
   try {
-    const input = Buffer.from(task.data.buffer, task.data.byteOffset, task.data.byteLength);
-    const out = task.out && Buffer.from(task.out.buffer, task.out.byteOffset, task.out.byteLength);
-    const data = task.op === 'encode' ? encodeFrame(task.type, task.level, input) : decodeFrame(task.type, input, out);
-    reply = { id: task.id, data, spare: spareOf(task, data) };
+    const { data, badBlocks, sha1 } = runCodecTask(task);
+    reply = { id: task.id, data, badBlocks, sha1, spare: spareOf(task, data) };
   } catch (err) {
     reply = { id: task.id, error: (err as Error).message, code: (err as { code?: string }).code, spare: spareOf(task) };
   }

@@ -57,6 +57,15 @@ function intoScratch(bound: number, code: (dst: Buffer) => number): Buffer {
   return out;
 }
 
+/**
+ * The frame coded straight into `into` (a view of it is returned) when the worst case fits: a
+ * backup's frames go into the codec pool's reused buffers and are sent from there (no copy);
+ * otherwise through the scratch buffer.
+ */
+function codeInto(bound: number, into: Buffer | undefined, code: (dst: Buffer) => number): Buffer {
+  return into && into.length >= bound ? into.subarray(0, code(into)) : intoScratch(bound, code);
+}
+
 /*
  * A gzip member normally does not say how long it is, so a reader could not find where the next
  * one starts without inflating. Ours carry their own length in an extra field (RFC 1952 FEXTRA,
@@ -67,10 +76,10 @@ const GZ_EXTRA_ID = [0x50, 0x52];
 const GZ_HEADER = 10 + 2 + 4 + 4; // fixed header, XLEN, subfield id+len, length value
 const GZ_TRAILER = 8; // CRC32, ISIZE
 
-function gzipMember(chunk: Buffer, level: number): Buffer {
+function gzipMember(chunk: Buffer, level: number, into?: Buffer): Buffer {
   const body = zlib.deflateRawSync(chunk, { level, chunkSize: FRAME_SIZE });
   const total = GZ_HEADER + body.length + GZ_TRAILER;
-  const out = Buffer.allocUnsafeSlow(total);
+  const out = into && into.length >= total ? into.subarray(0, total) : Buffer.allocUnsafeSlow(total);
   out[0] = 0x1f; out[1] = 0x8b; out[2] = 8; out[3] = 0x04; // deflate, FEXTRA
   out.writeUInt32LE(0, 4); // no mtime
   out[8] = level >= 9 ? 2 : level <= 1 ? 4 : 0; // XFL
@@ -94,10 +103,10 @@ function gzipMember(chunk: Buffer, level: number): Buffer {
 const LZ4_BLOCK_MAX = 4 * 1024 * 1024;
 const LZ4_HEADER = 4 + 2 + 8 + 1;
 
-function lz4Frame(chunk: Buffer, level: number): Buffer {
+function lz4Frame(chunk: Buffer, level: number, into?: Buffer): Buffer {
   if (chunk.length > LZ4_BLOCK_MAX) throw new Error(`an lz4 frame holds at most ${LZ4_BLOCK_MAX} bytes`);
   const native = lz4().bindings;
-  return intoScratch(LZ4_HEADER + 4 + Math.max(native.compressBound(chunk.length), chunk.length) + 4, (out) => lz4FrameInto(out, chunk, level, native));
+  return codeInto(LZ4_HEADER + 4 + Math.max(native.compressBound(chunk.length), chunk.length) + 4, into, (out) => lz4FrameInto(out, chunk, level, native));
 }
 
 function lz4FrameInto(out: Buffer, chunk: Buffer, level: number, native: Lz4Native): number {
@@ -170,18 +179,22 @@ export function checkCompressLevel(type: string, level: number): void {
   }
 }
 
-/** One chunk of original bytes → one self-contained frame. */
-export function encodeFrame(type: string, level: number, chunk: Buffer): Buffer {
+/**
+ * One chunk of original bytes → one self-contained frame. With `into`, the frame is written at
+ * its start (a view of it is returned) when it fits: a backup's codec worker compresses into
+ * memory that is used again (shared/stream/buffer-ring.ts) and sent from there.
+ */
+export function encodeFrame(type: string, level: number, chunk: Buffer, into?: Buffer): Buffer {
   switch (type) {
     case 'gz':
-      return gzipMember(chunk, level);
+      return gzipMember(chunk, level, into);
     case 'zst': {
       const binding = zstdBinding();
       const cctx = (zstdCompressor ??= new binding.CCtx());
-      return intoScratch(binding.compressBound(chunk.length), (dst) => cctx.compress(dst, chunk, level));
+      return codeInto(binding.compressBound(chunk.length), into, (dst) => cctx.compress(dst, chunk, level));
     }
     case 'lz4':
-      return lz4Frame(chunk, level);
+      return lz4Frame(chunk, level, into);
     case 'none':
       return chunk;
     default:

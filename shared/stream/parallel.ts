@@ -6,6 +6,8 @@ import type { CodecPool } from './codec-pool';
 import { createDecompressor, truncated } from './compress';
 import { FRAME_SIZE } from './frame-codec';
 import { FrameSplitter } from './frame-splitter';
+import { PAGE_SIZE, type LsnHalves } from './page-checksum';
+import type { CodecResult } from './codec-task';
 import type { HashSizeResult } from './hash-size';
 
 /**
@@ -60,8 +62,10 @@ export async function* hashed(source: AsyncIterable<Buffer>, digest: Digest, obs
  */
 export async function* fileChunks(handle: FileHandle, sizeHint = FRAME_SIZE, alloc?: (n: number) => Buffer): AsyncGenerator<Buffer> {
   let any = false;
-  // most relation files are small: a buffer of their size (+1 to see the end in one read), not a whole frame's
-  let next = Math.min(FRAME_SIZE, sizeHint + 1);
+  // most relation files are small: a buffer of their size (+1 to see the end in one read), not a
+  // whole frame's; in whole pages, so every chunk of a relation file starts at a page (codec
+  // workers check the pages of their chunk: page-checksum.ts badBlocks)
+  let next = Math.min(FRAME_SIZE, Math.ceil((sizeHint + 1) / PAGE_SIZE) * PAGE_SIZE);
   for (;;) {
     const chunk = alloc ? alloc(next) : Buffer.allocUnsafeSlow(next);
     let filled = 0;
@@ -132,9 +136,9 @@ function windowFor(pool: CodecPool): number {
  * no free slot first hands over what it has finished: a file holds slots only while it can
  * still give them back without waiting for one, so files cannot starve each other.
  */
-async function* ordered<T>(source: AsyncIterable<T>, window: number, pool: CodecPool, start: (item: T) => Promise<Buffer>): AsyncGenerator<Buffer> {
+async function* ordered<T, R>(source: AsyncIterable<T>, window: number, pool: CodecPool, start: (item: T) => Promise<R>): AsyncGenerator<R> {
   const input = source[Symbol.asyncIterator]();
-  const inflight: Promise<Buffer>[] = [];
+  const inflight: Promise<R>[] = [];
   const limiter = pool.chunks;
   try {
     for (;;) {
@@ -176,6 +180,36 @@ async function* ordered<T>(source: AsyncIterable<T>, window: number, pool: Codec
 export function encodeFrames(chunks: AsyncIterable<Buffer>, type: string, level: number, pool: CodecPool): AsyncIterable<Buffer> {
   if (type === 'none') return chunks;
   return ordered(chunks, windowFor(pool), pool, (chunk) => pool.encode(type, level, chunk));
+}
+
+/** A backup file's chunks: how they are compressed, and what else is done with them on the way. */
+export interface ChunkPlan {
+  type: string;
+  level: number;
+  /** a relation file's pages are validated: its first block, the backup's start LSN */
+  pages?: { firstBlock: number; lsnLimit: LsnHalves };
+  /** take the SHA-1 of the file in the worker (a file of one chunk: the caller knows it has no second) */
+  hashInWorker?: boolean;
+  /** leave this many bytes free before each frame (CodecPool.encodeChunk) */
+  headroom?: number;
+}
+
+/**
+ * Chunks of a backup file (starting at multiples of PAGE_SIZE, as fileChunks cuts them) → frames,
+ * in order, each with its page checks (and SHA-1, with hashInWorker) done by the worker that
+ * compresses it. Uncompressed chunks go to a worker only for their page checks.
+ */
+export function encodeChunks(chunks: AsyncIterable<Buffer>, plan: ChunkPlan, pool: CodecPool): AsyncGenerator<CodecResult> {
+  let offset = 0;
+  return ordered(chunks, windowFor(pool), pool, (chunk) => {
+    const pages = plan.pages && {
+      firstBlock: plan.pages.firstBlock + offset / PAGE_SIZE, lsnHi: plan.pages.lsnLimit.hi, lsnLo: plan.pages.lsnLimit.lo,
+    };
+    if (pages && offset % PAGE_SIZE !== 0) throw new Error(`encodeChunks: a chunk starts at ${offset}, not at a page`);
+    offset += chunk.length;
+    if (plan.type === 'none' && !pages && !plan.hashInWorker) return Promise.resolve({ data: chunk });
+    return pool.encodeChunk(plan.type, plan.level, chunk, { pages, hash: plan.hashInWorker, headroom: plan.headroom });
+  });
 }
 
 /** Yields what `source` yields; once the consumer asks for the next, the previous goes back to the ring. */

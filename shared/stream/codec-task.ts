@@ -1,0 +1,53 @@
+import { createHash } from 'node:crypto';
+import { decodeFrame, encodeFrame } from './frame-codec';
+import { badBlocks } from './page-checksum';
+
+/** Pages of a relation file to validate while its chunk is compressed (page-checksum.ts badBlocks). */
+export interface PageTask {
+  /** the chunk's first block number */
+  firstBlock: number;
+  /** the backup's start LSN, as the two halves pages store */
+  lsnHi: number;
+  lsnLo: number;
+}
+
+export interface CodecTask {
+  id: number;
+  op: 'encode' | 'decode';
+  type: string;
+  level: number;
+  data: Uint8Array;
+  /** where to code to, when it fits */
+  out?: Uint8Array;
+  /** encode only: validate the chunk's pages */
+  pages?: PageTask;
+  /** encode only: take the SHA-1 of the chunk (when it is a whole file) */
+  hash?: boolean;
+}
+
+export interface CodecResult {
+  data: Buffer;
+  /** blocks whose page failed the check (with `pages`), ascending */
+  badBlocks?: number[];
+  /** hex SHA-1 of the chunk (with `hash`) */
+  sha1?: string;
+}
+
+const view = (b: Uint8Array): Buffer => Buffer.from(b.buffer, b.byteOffset, b.byteLength);
+
+/**
+ * One task, on whatever thread runs it: the per-byte work of a chunk of a backup (page checks,
+ * SHA-1 of a whole small file, compression) or the decompression of a frame, done together so
+ * the chunk's bytes are read while they are in this core's cache and the main thread only moves
+ * buffers.
+ */
+export function runCodecTask(task: CodecTask): CodecResult {
+  const input = view(task.data);
+  const out = task.out && view(task.out);
+  if (task.op === 'decode') return { data: decodeFrame(task.type, input, out) };
+  const result: CodecResult = { data: input };
+  if (task.pages) result.badBlocks = badBlocks(input, task.pages.firstBlock, { hi: task.pages.lsnHi, lo: task.pages.lsnLo });
+  if (task.hash) result.sha1 = createHash('sha1').update(input).digest('hex');
+  result.data = encodeFrame(task.type, task.level, input, out);
+  return result;
+}
