@@ -47,8 +47,9 @@ export interface PageCheck {
   blocksPerSegment: number;
 }
 
-function codecOf(job: BackupJob__Output, pool: CodecPool): Codec {
-  return { type: job.compress_type, level: job.compress_level, pool };
+/** The job's codec; a larger file has the higher claim on the pool (shared/stream/parallel.ts ChunkPlan). */
+function codecOf(job: BackupJob__Output, pool: CodecPool, file: FileToSend): Codec {
+  return { type: job.compress_type, level: job.compress_level, pool, priority: file.size };
 }
 
 /**
@@ -89,7 +90,7 @@ export async function sendFile(ctx: AgentContext, job: BackupJob__Output, jobId:
     header: { header: headerOf(jobId, job, file) },
     toData: (data) => ({ data }),
     toTrailer: trailerOf,
-  }, file.chunks(chunkMemory(pool)), codecOf(job, pool), pagesOf(file, lsnLimit));
+  }, file.chunks(chunkMemory(pool)), codecOf(job, pool, file), pagesOf(file, lsnLimit));
   return { size: checksums.original.size, pageErrors: pageResult?.errors ?? [] };
 }
 
@@ -147,7 +148,7 @@ export async function sendBundle(ctx: AgentContext, job: BackupJob__Output, jobI
             repoSize += frame.length;
             await write({ data: frame as Buffer });
           }
-          // the server takes the SHA-1 of the stored bytes itself (repo_checksum left empty, as in codecOf)
+          // the server takes the SHA-1 of the stored bytes itself (repo_checksum left empty, as in trailerOf)
           await write({ trailer: {
             size: r.size, checksum: r.checksum, repo_size: repoSize, repo_checksum: '',
             checksum_page: r.pageValid === undefined ? undefined : pageTrailer({ valid: r.pageValid, errors: r.pageErrors }),

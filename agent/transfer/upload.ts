@@ -28,6 +28,8 @@ export interface Codec {
   type: string;
   level: number;
   pool: CodecPool;
+  /** the file's claim on the pool when files wait for it (shared/stream/parallel.ts ChunkPlan) */
+  priority?: number;
 }
 
 /** A relation file's pages to validate on the way: its first block number and the backup's start LSN. */
@@ -109,7 +111,7 @@ async function writeFrames<M>(write: Write<M>, toData: (chunk: Buffer) => M, sou
   const errors: BlockRange[] = [];
   let workerSha1 = '';
   const frames = encodeChunks(hashed(chunks, original), {
-    type: codec.type, level: codec.level, pages, hashInWorker: compressed && single, headroom: HEADROOM,
+    type: codec.type, level: codec.level, pages, hashInWorker: compressed && single, headroom: HEADROOM, priority: codec.priority,
   }, codec.pool);
   for await (const r of frames) {
     for (const b of r.badBlocks ?? []) addBlock(errors, b);

@@ -13,6 +13,13 @@ export interface ReceivedTrailer {
 }
 
 /**
+ * Data parts written but not yet known to be: the next part is hashed while the last ones are
+ * still being written (each at its own offset), so one upload's bytes are not hashed and written
+ * strictly one after the other.
+ */
+const WRITES_AHEAD = 2;
+
+/**
  * Writes the data parts of an upload into a temp file, then checks the trailer against what
  * actually arrived, so a truncated or damaged transfer is never committed. The returned
  * trailer's repo_checksum is the SHA-1 taken here; a sender may leave it empty (a backup's
@@ -24,24 +31,34 @@ export async function receiveIntoTemp<M extends { part?: string; data?: Buffer; 
   // hash: false when nothing records the stored bytes' SHA-1 and the sender sends none: only the size is checked
   const hash = opts.hash === false ? undefined : createHash('sha1');
   let received = 0;
-  for (;;) {
-    const { value, done } = await messages.next();
-    if (done) throw new StatusError(grpc.status.ABORTED, `${what}: the upload ended before its trailer; nothing was stored`);
-    if (value.part === 'data' && value.data) {
-      hash?.update(value.data);
-      received += value.data.length;
-      await temp.handle.write(value.data);
-    } else if (value.part === 'trailer' && value.trailer) {
-      const trailer = value.trailer;
-      const actual = hash ? hash.digest('hex') : '';
-      if (trailer.repo_size !== received || (hash && trailer.repo_checksum !== '' && trailer.repo_checksum !== actual)) {
-        throw new StatusError(grpc.status.DATA_LOSS,
-          `${what}: received ${received} bytes with SHA-1 ${actual}, but the sender sent ${trailer.repo_size} bytes with SHA-1 ${trailer.repo_checksum}; nothing was stored`);
+  const writing: Promise<void>[] = [];
+  try {
+    for (;;) {
+      const { value, done } = await messages.next();
+      if (done) throw new StatusError(grpc.status.ABORTED, `${what}: the upload ended before its trailer; nothing was stored`);
+      if (value.part === 'data' && value.data) {
+        hash?.update(value.data);
+        received += value.data.length;
+        const written = temp.append(value.data);
+        written.catch(() => undefined); // awaited in turn below
+        writing.push(written);
+        if (writing.length > WRITES_AHEAD) await writing.shift();
+      } else if (value.part === 'trailer' && value.trailer) {
+        while (writing.length > 0) await writing.shift();
+        const trailer = value.trailer;
+        const actual = hash ? hash.digest('hex') : '';
+        if (trailer.repo_size !== received || (hash && trailer.repo_checksum !== '' && trailer.repo_checksum !== actual)) {
+          throw new StatusError(grpc.status.DATA_LOSS,
+            `${what}: received ${received} bytes with SHA-1 ${actual}, but the sender sent ${trailer.repo_size} bytes with SHA-1 ${trailer.repo_checksum}; nothing was stored`);
+        }
+        return { ...trailer, repo_checksum: actual };
+      } else {
+        throw new StatusError(grpc.status.INVALID_ARGUMENT, `${what}: unexpected '${value.part ?? 'empty'}' message in an upload`);
       }
-      return { ...trailer, repo_checksum: actual };
-    } else {
-      throw new StatusError(grpc.status.INVALID_ARGUMENT, `${what}: unexpected '${value.part ?? 'empty'}' message in an upload`);
     }
+  } finally {
+    // nothing may still be writing into the file once the caller commits or discards it
+    await Promise.allSettled(writing);
   }
 }
 

@@ -145,8 +145,25 @@ export class PosixStorage {
 
 export class TempFile {
   private done = false;
+  /** where append() writes next */
+  private end = 0;
 
   constructor(readonly handle: fsp.FileHandle, readonly tmpPath: string, readonly finalPath: string) {}
+
+  /**
+   * Writes `data` after what the previous appends wrote, at its own offset: appends may be in
+   * flight together, and each lands in its place whatever order they finish in.
+   */
+  async append(data: Uint8Array): Promise<void> {
+    let at = this.end;
+    this.end += data.length;
+    let off = 0;
+    while (off < data.length) {
+      const { bytesWritten } = await this.handle.write(data, off, data.length - off, at);
+      off += bytesWritten;
+      at += bytesWritten;
+    }
+  }
 
   async commit(): Promise<void> {
     await this.commitAs(this.finalPath);

@@ -194,10 +194,13 @@ export class CodecPool {
   }
 }
 
-/** A counting semaphore. */
+/**
+ * A counting semaphore whose waiters are served highest priority first (in order of arrival
+ * among equals).
+ */
 export class Limiter {
   private free: number;
-  private readonly waiting: Array<() => void> = [];
+  private readonly waiting: Array<{ priority: number; resume: () => void }> = [];
 
   constructor(readonly limit: number) {
     this.free = limit;
@@ -209,14 +212,23 @@ export class Limiter {
     return true;
   }
 
-  acquire(): Promise<void> {
+  acquire(priority = 0): Promise<void> {
     if (this.tryAcquire()) return Promise.resolve();
-    return new Promise((resolve) => this.waiting.push(resolve));
+    return new Promise((resume) => {
+      let at = this.waiting.length;
+      while (at > 0 && this.waiting[at - 1].priority < priority) at--;
+      this.waiting.splice(at, 0, { priority, resume });
+    });
+  }
+
+  /** True when something waits and everything waiting has a lower priority than `priority`. */
+  outranksWaiting(priority: number): boolean {
+    return this.waiting.length > 0 && this.waiting[0].priority < priority;
   }
 
   release(): void {
     const next = this.waiting.shift();
-    if (next) next();
+    if (next) next.resume();
     else this.free++;
   }
 }

@@ -58,28 +58,47 @@ export async function* hashed(source: AsyncIterable<Buffer>, digest: Digest, obs
  * An empty file gives one empty chunk, so it still becomes one (empty) frame. Reads to the end
  * of the file as it is now: PostgreSQL may extend a relation while it is copied, and WAL replay
  * covers whatever changed. `alloc` gives each chunk its memory (a BufferRing's take, when the
- * chunks go to the codec workers, which hand it back).
+ * chunks go to the codec workers, which hand it back). The next chunk is read while the last is
+ * on its way: a file's chunks are otherwise read one round trip to libuv's thread pool at a
+ * time, and that wait was what held back a backup's largest file.
  */
 export async function* fileChunks(handle: FileHandle, sizeHint = FRAME_SIZE, alloc?: (n: number) => Buffer): AsyncGenerator<Buffer> {
-  let any = false;
-  // most relation files are small: a buffer of their size (+1 to see the end in one read), not a
-  // whole frame's; in whole pages, so every chunk of a relation file starts at a page (codec
-  // workers check the pages of their chunk: page-checksum.ts badBlocks)
-  let next = Math.min(FRAME_SIZE, Math.ceil((sizeHint + 1) / PAGE_SIZE) * PAGE_SIZE);
-  for (;;) {
-    const chunk = alloc ? alloc(next) : Buffer.allocUnsafeSlow(next);
+  let position = 0;
+  const read = async (size: number): Promise<{ chunk: Buffer; filled: number }> => {
+    const chunk = alloc ? alloc(size) : Buffer.allocUnsafeSlow(size);
+    const at = position;
+    position += size;
     let filled = 0;
     while (filled < chunk.length) {
-      const { bytesRead } = await handle.read(chunk, filled, chunk.length - filled, null);
+      const { bytesRead } = await handle.read(chunk, filled, chunk.length - filled, at + filled);
       if (bytesRead === 0) break;
       filled += bytesRead;
     }
-    if (filled === 0 && any) return;
-    any = true;
-    // a short last chunk: its own small copy, or with `alloc` a view (the memory is the alloc's to reuse)
-    yield filled === chunk.length ? chunk : alloc ? chunk.subarray(0, filled) : Buffer.from(chunk.subarray(0, filled));
-    if (filled < chunk.length) return;
-    next = FRAME_SIZE;
+    return { chunk, filled };
+  };
+  // most relation files are small: a buffer of their size (+1 to see the end in one read), not a
+  // whole frame's; in whole pages, so every chunk of a relation file starts at a page (codec
+  // workers check the pages of their chunk: page-checksum.ts badBlocks)
+  let ahead: Promise<{ chunk: Buffer; filled: number }> | undefined = read(Math.min(FRAME_SIZE, Math.ceil((sizeHint + 1) / PAGE_SIZE) * PAGE_SIZE));
+  let any = false;
+  try {
+    for (;;) {
+      const { chunk, filled } = await ahead!;
+      ahead = undefined;
+      if (filled === 0 && any) return;
+      any = true;
+      const last = filled < chunk.length;
+      if (!last) {
+        ahead = read(FRAME_SIZE);
+        ahead.catch(() => undefined); // awaited on the next pull
+      }
+      // a short last chunk: its own small copy, or with `alloc` a view (the memory is the alloc's to reuse)
+      yield !last ? chunk : alloc ? chunk.subarray(0, filled) : Buffer.from(chunk.subarray(0, filled));
+      if (last) return;
+    }
+  } finally {
+    // the caller closes the handle once this ends: no read may still be using it
+    await ahead?.catch(() => undefined);
   }
 }
 
@@ -134,29 +153,35 @@ function windowFor(pool: CodecPool): number {
  * Each item holds one of the pool's chunk slots from before it is read until the consumer has
  * taken its result, so memory stays bounded however many files run at once. A file that finds
  * no free slot first hands over what it has finished: a file holds slots only while it can
- * still give them back without waiting for one, so files cannot starve each other.
+ * still give them back without waiting for one, so files cannot starve each other. Priority:
+ * a waiting file of higher `priority` gets the next free slot first, and a file that outranks
+ * every waiting one keeps the slot it hands back for its own next chunk.
  */
-async function* ordered<T, R>(source: AsyncIterable<T>, window: number, pool: CodecPool, start: (item: T) => Promise<R>): AsyncGenerator<R> {
+async function* ordered<T, R>(source: AsyncIterable<T>, window: number, pool: CodecPool, start: (item: T) => Promise<R>, priority = 0): AsyncGenerator<R> {
   const input = source[Symbol.asyncIterator]();
   const inflight: Promise<R>[] = [];
   const limiter = pool.chunks;
+  // a slot acquired (or kept) for the next item, not yet attached to one in flight
+  let holding = false;
   try {
     for (;;) {
-      while (!limiter.tryAcquire()) {
-        if (inflight.length === 0) {
-          await limiter.acquire();
-          break;
+      while (!holding) {
+        if (limiter.tryAcquire()) {
+          holding = true;
+        } else if (inflight.length === 0) {
+          await limiter.acquire(priority);
+          holding = true;
+        } else {
+          const result = await inflight.shift()!;
+          if (limiter.outranksWaiting(priority)) holding = true;
+          else limiter.release();
+          yield result;
         }
-        const result = await inflight.shift()!;
-        limiter.release();
-        yield result;
       }
       const { value, done } = await input.next();
-      if (done) {
-        limiter.release();
-        break;
-      }
+      if (done) break;
       const p = start(value);
+      holding = false;
       p.catch(() => undefined); // awaited below, in order; a failure must not surface early as "unhandled"
       inflight.push(p);
       if (inflight.length >= window) {
@@ -165,13 +190,15 @@ async function* ordered<T, R>(source: AsyncIterable<T>, window: number, pool: Co
         yield result;
       }
     }
+    if (holding) limiter.release();
+    holding = false;
     while (inflight.length) {
       const result = await inflight.shift()!;
       limiter.release();
       yield result;
     }
   } finally {
-    for (let i = 0; i < inflight.length; i++) limiter.release();
+    for (let i = 0; i < inflight.length + (holding ? 1 : 0); i++) limiter.release();
     inflight.length = 0;
   }
 }
@@ -192,6 +219,11 @@ export interface ChunkPlan {
   hashInWorker?: boolean;
   /** leave this many bytes free before each frame (CodecPool.encodeChunk) */
   headroom?: number;
+  /**
+   * the file's claim on the pool's chunk slots when files wait for one (its size: the largest
+   * file of a backup is its critical path, and it should not wait behind the small ones)
+   */
+  priority?: number;
 }
 
 /**
@@ -209,7 +241,7 @@ export function encodeChunks(chunks: AsyncIterable<Buffer>, plan: ChunkPlan, poo
     offset += chunk.length;
     if (plan.type === 'none' && !pages && !plan.hashInWorker) return Promise.resolve({ data: chunk });
     return pool.encodeChunk(plan.type, plan.level, chunk, { pages, hash: plan.hashInWorker, headroom: plan.headroom });
-  });
+  }, plan.priority);
 }
 
 /** Yields what `source` yields; once the consumer asks for the next, the previous goes back to the ring. */
