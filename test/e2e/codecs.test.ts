@@ -5,6 +5,7 @@
  * frames; a diff in lz4 over the zst full references that full's bundled files; restores at
  * process-max 2 of the lz4, gz and diff backups start and have every row; verify reads it all.
  */
+import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect } from 'vitest';
@@ -14,6 +15,8 @@ import { clusterAt, query, startCluster, stopCluster, tableDigest } from '../har
 import { scenario } from '../harness/scenario';
 import { waitUntil } from '../harness/system';
 import { FRAME_SIZE, frameLength } from '../../shared/stream/frame-codec';
+import { parseInfo } from '../../shared/info/ini';
+import { parseManifest } from '../../shared/info/manifest';
 
 interface Backup {
   label: string;
@@ -54,6 +57,12 @@ describe('backup and restore with every compress-type, process-max 2', () => {
       expect(manifest).toContain(`option-compress-type="${type}"`);
       if (type === 'none') {
         expect(b.repo_bytes).toBe(b.bytes);
+        // stored as it is: the agent sends no SHA-1 of its own, the server's of the stored bytes is the file's
+        const file = parseManifest(parseInfo(manifest, 'backup.manifest')).files.find((f) => f.name === `pg_data/${s.relation}`)!;
+        const sha1 = createHash('sha1').update(fs.readFileSync(stored)).digest('hex');
+        expect(file.checksum).toBe(sha1);
+        expect(file.repoChecksum).toBe(sha1);
+        expect(file.size).toBe(fs.statSync(stored).size);
         return;
       }
       expect(b.repo_bytes).toBeLessThan(b.bytes);

@@ -10,7 +10,8 @@ import { pipeline } from 'node:stream/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { initCluster, makeTempDir } from '../harness/pg';
 import { runCleanups } from '../harness/cleanup';
-import { PAGE_SIZE, PageChecksumFilter, describeBlocks, pageProblem, pgPageChecksum } from '../../shared/stream/page-checksum';
+import { PAGE_SIZE, PageChecksumFilter, addBlock, badBlocks, describeBlocks, lsnHalves, pageProblem, pgPageChecksum, type BlockRange } from '../../shared/stream/page-checksum';
+import { runCodecTask } from '../../shared/stream/codec-task';
 
 const NO_LIMIT = 0xffffffffffffffffn;
 
@@ -97,4 +98,32 @@ describe('PostgreSQL page checksums on pages of a real initdb -k cluster', () =>
     expect(result.errors).toEqual([[1, 2], [4, 4]]);
     expect(describeBlocks(result.errors)).toBe('1-2, 4');
   });
+
+  it('page-aligned chunks checked one by one, as the codec workers do, find what the stream stage finds', async () => {
+    const big = files.reduce((a, b) => (b.data.length > a.data.length ? b : a));
+    const zero = Buffer.alloc(PAGE_SIZE);
+    zero[100] = 1;
+    // a flipped byte, a bad new page, and a short last page (a relation being extended)
+    const data = Buffer.concat([big.data, zero, big.data.subarray(0, 3 * PAGE_SIZE), Buffer.alloc(100, 7)]);
+    data[2 * PAGE_SIZE + 4000] ^= 0xff;
+    const pagesTotal = Math.ceil(data.length / PAGE_SIZE);
+    for (const firstBlock of [0, 131072]) {
+      const whole = (await filter(data, 5000, firstBlock)).result;
+      expect(whole.valid).toBe(false);
+      for (const pagesPerChunk of [1, 3, pagesTotal]) {
+        const errors: BlockRange[] = [];
+        for (let p = 0; p < pagesTotal; p += pagesPerChunk) {
+          const chunk = Buffer.from(data.subarray(p * PAGE_SIZE, (p + pagesPerChunk) * PAGE_SIZE));
+          // through the task a codec worker runs: the chunk compressed, its pages checked on the way
+          const done = runCodecTask({ id: 1, op: 'encode', type: 'lz4', level: 1, data: chunk,
+            pages: { firstBlock: firstBlock + p, ...(({ hi, lo }) => ({ lsnHi: hi, lsnLo: lo }))(lsnHalves(NO_LIMIT)) } });
+          for (const b of done.badBlocks!) addBlock(errors, b);
+        }
+        expect(errors, `${pagesPerChunk} page(s) per chunk from block ${firstBlock}`).toEqual(whole.errors);
+      }
+      // past the LSN limit pages are not judged (WAL replay rewrites them), but a new page must still be zeroes
+      expect(badBlocks(data, firstBlock, lsnHalves(0n))).toEqual([firstBlock + big.data.length / PAGE_SIZE]);
+    }
+  });
 });
+
