@@ -143,10 +143,20 @@ export class PosixStorage {
   }
 }
 
+/**
+ * A file being appended to starts writing its bytes to disk every this many bytes, in the
+ * background: otherwise the kernel holds them all (its dirty limits are GiBs on a large
+ * machine) and the fsync of commit() waits for a whole large file at the end of its upload,
+ * behind whatever else the disk is flushing by then.
+ */
+const SYNC_EVERY = 64 * 1024 * 1024;
+
 export class TempFile {
   private done = false;
   /** where append() writes next */
   private end = 0;
+  private unsynced = 0;
+  private syncing: Promise<void> | undefined;
 
   constructor(readonly handle: fsp.FileHandle, readonly tmpPath: string, readonly finalPath: string) {}
 
@@ -163,6 +173,15 @@ export class TempFile {
       off += bytesWritten;
       at += bytesWritten;
     }
+    this.unsynced += data.length;
+    if (this.unsynced >= SYNC_EVERY && !this.syncing) {
+      this.unsynced = 0;
+      const syncing = this.handle.datasync().finally(() => {
+        if (this.syncing === syncing) this.syncing = undefined;
+      });
+      syncing.catch(() => undefined); // a failure is met again by commit()'s own sync, or by its wait for this one
+      this.syncing = syncing;
+    }
   }
 
   async commit(): Promise<void> {
@@ -171,6 +190,7 @@ export class TempFile {
 
   /** Commits under another name in the same directory (when the name depends on the content, as for WAL). */
   async commitAs(finalPath: string): Promise<void> {
+    await this.syncing;
     await this.handle.sync();
     await this.handle.close();
     await fsp.rename(this.tmpPath, finalPath);
@@ -181,6 +201,7 @@ export class TempFile {
   async discard(): Promise<void> {
     if (this.done) return;
     this.done = true;
+    await this.syncing?.catch(() => undefined);
     await this.handle.close().catch(() => undefined);
     await fsp.rm(this.tmpPath, { force: true });
   }
