@@ -20,8 +20,10 @@ function wireFrameSize(frame: Buffer, what: string): number {
 /**
  * The data parts of a WAL upload as they are to be stored. With compress-type none an agent may
  * send them lz4-compressed (its compress-level-network): they are decompressed here, one frame
- * per part, into one buffer reused from part to part (the receiver writes each part before it
- * asks for the next), so only the stored bytes are hashed and checked against the trailer.
+ * per part, so only the stored bytes are hashed and checked against the trailer. Each part gets a
+ * buffer of its own: the receiver asks for the next part while earlier ones are still being
+ * written (receiveIntoTemp), so a buffer reused from part to part would be overwritten under
+ * those writes and the segment stored damaged behind a correct checksum.
  */
 export function unwire<M extends { part?: string; data?: Buffer }>(messages: AsyncIterator<M>, compressType: string, wireType: string,
   what: string): AsyncIterator<M> {
@@ -29,7 +31,6 @@ export function unwire<M extends { part?: string; data?: Buffer }>(messages: Asy
   if (wireType !== 'lz4' || compressType !== 'none') {
     throw new StatusError(grpc.status.INVALID_ARGUMENT, `${what}: wire compression '${wireType}' with compress-type '${compressType}' is not supported (only lz4 with none)`);
   }
-  const out = Buffer.allocUnsafeSlow(FRAME_SIZE);
   return {
     async next() {
       const next = await messages.next();
@@ -38,7 +39,7 @@ export function unwire<M extends { part?: string; data?: Buffer }>(messages: Asy
       const size = wireFrameSize(frame, what);
       let data: Buffer;
       try {
-        data = decodeFrame('lz4', frame, out);
+        data = decodeFrame('lz4', frame, Buffer.allocUnsafe(Math.max(size, 1)));
       } catch (err) {
         throw new StatusError(grpc.status.DATA_LOSS, `${what}: a data part does not decompress (${(err as Error).message.replace(/:.*$/, '')}); nothing was stored`);
       }

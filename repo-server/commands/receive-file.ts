@@ -23,7 +23,9 @@ const WRITES_AHEAD = 2;
  * Writes the data parts of an upload into a temp file, then checks the trailer against what
  * actually arrived, so a truncated or damaged transfer is never committed. The returned
  * trailer's repo_checksum is the SHA-1 taken here; a sender may leave it empty (a backup's
- * agent does, to spare its main thread) and then only the size is compared.
+ * agent does, to spare its main thread) and then only the size is compared. The messages' data
+ * buffers must be their own: up to WRITES_AHEAD of them are still being written when the next
+ * message is asked for.
  */
 export async function receiveIntoTemp<M extends { part?: string; data?: Buffer; trailer?: ReceivedTrailer | null }>(
   messages: AsyncIterator<M>, temp: TempFile, what: string, opts: { hash?: boolean } = {},
