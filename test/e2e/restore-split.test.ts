@@ -9,7 +9,8 @@ import path from 'node:path';
 import { describe, expect } from 'vitest';
 import { expectRefused, expectSuccess } from '../harness/expect';
 import { useFixture } from '../harness/fixture';
-import { freePort, query, stopCluster, tableDigest } from '../harness/pg';
+import { freePort, stopCluster, tableDigest } from '../harness/pg';
+import { backupBigTable } from '../harness/restore';
 import { startRestored } from '../harness/restored';
 import { scenario } from '../harness/scenario';
 import { frameIndex } from '../../shared/stream/frame-walk';
@@ -21,17 +22,7 @@ describe('a large file restored in parts by several workers', () => {
 
   step('a zst backup of a cluster with one table file of many frames', async () => {
     const fx = fixture();
-    const c = fx.cluster1;
-    await query(c, 'create table big (id int, v text)');
-    await query(c, "insert into big select g, repeat(md5(g::text), 2) from generate_series(1, 200000) g");
-    await query(c, 'checkpoint');
-    s.bigFile = (await query<{ p: string }>(c, "select pg_relation_filepath('big') as p"))[0].p;
-    expect(fs.statSync(path.join(c.dir, s.bigFile)).size).toBeGreaterThan(12 * 1024 * 1024);
-    s.digest = await tableDigest(c, 'big');
-    expectSuccess(await fx.repoctl(['stanza-create', '--stanza', 'main']), 'stanza-create');
-    const res = await fx.repoctl(['backup', '--stanza', 'main', '--type', 'full', '--start-fast', '--compress-type', 'zst', '--output', 'json']);
-    expectSuccess(res, 'backup');
-    s.label = (JSON.parse(res.stdout) as { label: string }).label;
+    Object.assign(s, await backupBigTable(fx, 'zst'));
     await fx.startAgent2({ extraArgs: ['--test-restore-part-min', String(4 * 1024 * 1024)] });
   });
 

@@ -12,6 +12,7 @@ import { describe, expect } from 'vitest';
 import { expectRefused, expectSuccess } from '../harness/expect';
 import { useFixture } from '../harness/fixture';
 import { query, tableDigest } from '../harness/pg';
+import { backupBigTable } from '../harness/restore';
 import { startRestored } from '../harness/restored';
 import { scenario } from '../harness/scenario';
 
@@ -69,20 +70,10 @@ describe('restore worker threads and their own channels', () => {
 
   step('a full backup of a cluster with one large table file, stored uncompressed', async () => {
     const fx = fixture();
-    const c = fx.cluster1;
-    await query(c, 'create table big (id int, v text)');
+    await query(fx.cluster1, 'create table small (id int)');
+    await query(fx.cluster1, 'insert into small select generate_series(1, 100)');
     // ~20 MiB: far more than the relay lets through on one connection
-    await query(c, "insert into big select g, repeat(md5(g::text), 2) from generate_series(1, 200000) g");
-    await query(c, 'create table small (id int)');
-    await query(c, 'insert into small select generate_series(1, 100)');
-    await query(c, 'checkpoint');
-    s.bigFile = (await query<{ p: string }>(c, "select pg_relation_filepath('big') as p"))[0].p;
-    expect(fs.statSync(path.join(c.dir, s.bigFile)).size).toBeGreaterThan(12 * 1024 * 1024);
-    s.digest = await tableDigest(c, 'big');
-    expectSuccess(await fx.repoctl(['stanza-create', '--stanza', 'main']), 'stanza-create');
-    const res = await fx.repoctl(['backup', '--stanza', 'main', '--type', 'full', '--start-fast', '--compress-type', 'none', '--output', 'json']);
-    expectSuccess(res, 'backup');
-    s.label = (JSON.parse(res.stdout) as { label: string }).label;
+    Object.assign(s, await backupBigTable(fx, 'none'));
   });
 
   step('a worker channel that breaks mid-file fails the restore, naming the file; nothing cut short stays behind', async () => {
