@@ -23,6 +23,7 @@ import { fetchOrdinarily, restoreItems } from './batch';
 import { RestoreFetchPool, UnframedFiles } from './fetch-pool';
 import { partsFor, restoreInParts } from './split';
 import { zeroedFileFilter } from './selective';
+import { ManifestFileCompactor } from './manifest-files';
 
 type Reply = (reply: Omit<JobReply, 'job_id'>) => void;
 
@@ -41,7 +42,11 @@ const PRESERVED = [AUTO_CONF, 'recovery.signal', 'standby.signal'];
 
 async function fetchManifest(ctx: AgentContext, job: RestoreJob__Output): Promise<ManifestView> {
   const parts: ManifestPart__Output[] = [];
-  for await (const part of ctx.client.GetManifest({ stanza: job.stanza, label: job.label })) parts.push(part as ManifestPart__Output);
+  const compactor = new ManifestFileCompactor();
+  for await (const part of ctx.client.GetManifest({ stanza: job.stanza, label: job.label }) as AsyncIterable<ManifestPart__Output>) {
+    part.files.forEach((f) => compactor.compact(f));
+    parts.push(part);
+  }
   if (parts.length === 0 || !parts[0].cluster) throw new UserError(`the server sent no manifest for backup ${job.label}`);
   return { label: parts[0].label, first: parts[0], files: parts.flatMap((p) => p.files) };
 }
