@@ -16,6 +16,7 @@ import type { ServerContext } from '../context';
 import { authorizeStanza, type Caller } from '../service/guard';
 import { storedLocation } from '../repo/layout';
 import { frameIndex, partRange, plainIndex } from '../../shared/stream/frame-walk';
+import { FRAMED_TYPES, wholeFramesLength } from '../../shared/stream/frame-codec';
 import type { Emit } from './backup';
 import { chooseBackup, zeroedDatabases } from './restore-plan';
 import { rawChunk, readBuffer } from './restore-send';
@@ -158,13 +159,22 @@ class LastOpened {
   }
 }
 
-/** The stored bytes of one file of a backup, in reads of about a frame, each into a buffer of readBuffer(). */
+/**
+ * Where a message of a framed file's stored bytes ends: after its last whole frame, so the agent
+ * decodes each frame where it arrived instead of first putting together one that spans two
+ * messages (a copy of nearly every byte: the frames of incompressible data fill most of a message).
+ */
+function framed(type: string): ((buf: Buffer, n: number) => number) | undefined {
+  return (FRAMED_TYPES as readonly string[]).includes(type) ? (buf, n) => wholeFramesLength(type, buf, n) : undefined;
+}
+
+/** The stored bytes of one file of a backup, in reads of about a frame (whole frames), each into a buffer of readBuffer(). */
 async function* storedPieces(ctx: ServerContext, stanza: string, label: string, file: StoredFile,
   part?: { start: number; length: number }, opened?: LastOpened): AsyncGenerator<{ buf: Buffer; n: number }> {
   const { key, range: whole } = storedLocation(stanza, label, file);
   const range = part ?? whole;
   try {
-    for await (const piece of ctx.storage.readPieces(key, readBuffer, range, opened?.get)) {
+    for await (const piece of ctx.storage.readPieces(key, readBuffer, range, opened?.get, framed(file.compressType))) {
       ctx.metrics.sent(stanza, 'backup', piece.n);
       yield piece;
     }

@@ -42,21 +42,39 @@ export class PosixStorage {
    * the caller gives (`into`: where the next piece goes, and at most how many bytes): for a
    * reader that reuses its memory. Yields how many bytes each read filled.
    */
-  /** With `opened`, the file is read through the handle it gives (kept open by the caller, say a bundle read file after file). */
+  /**
+   * With `opened`, the file is read through the handle it gives (kept open by the caller, say a
+   * bundle read file after file). With `cut`, a piece ends where `cut(buf, n)` says (0: no cut) and
+   * the bytes after begin the next piece: a restore sends whole frames in each message.
+   */
   async *readPieces(key: string, into: () => Buffer, range?: { start: number; length: number },
-    opened?: (key: string) => Promise<fsp.FileHandle>): AsyncGenerator<{ buf: Buffer; n: number }> {
+    opened?: (key: string) => Promise<fsp.FileHandle>, cut?: (buf: Buffer, n: number) => number): AsyncGenerator<{ buf: Buffer; n: number }> {
     if (range && range.length === 0) return;
     const handle = opened ? await opened(key) : await fsp.open(this.path(key), 'r');
     try {
       let position = range?.start ?? 0;
       let left = range?.length ?? Infinity;
-      while (left > 0) {
-        const buf = into();
-        const { bytesRead } = await handle.read(buf, 0, Math.min(buf.length, left), position);
-        if (bytesRead === 0) return;
-        position += bytesRead;
-        left -= bytesRead;
-        yield { buf, n: bytesRead };
+      let buf = into();
+      // bytes at the start of `buf` already read: what the last piece left for this one
+      let have = 0;
+      for (;;) {
+        let bytesRead = 0;
+        if (left > 0) {
+          ({ bytesRead } = await handle.read(buf, have, Math.min(buf.length - have, left), position));
+          position += bytesRead;
+          left = bytesRead === 0 ? 0 : left - bytesRead;
+        }
+        const n = have + bytesRead;
+        if (n === 0) return;
+        // a piece none of which `cut` would send (a frame larger than the buffer, bytes that are not frames) goes whole
+        const send = cut && left > 0 ? cut(buf, n) || n : n;
+        const next = left > 0 || send < n ? into() : undefined;
+        have = n - send;
+        // copied out before the piece goes: its memory may be used again as soon as it is sent
+        if (next && have > 0) buf.copy(next, 0, send, n);
+        yield { buf, n: send };
+        if (!next) return;
+        buf = next;
       }
     } finally {
       if (!opened) await handle.close();

@@ -202,6 +202,45 @@ export function encodeFrame(type: string, level: number, chunk: Buffer, into?: B
   }
 }
 
+/** What zlib's synchronous functions drive underneath a zlib.Gunzip: its native handle and where it reports what is left. */
+interface InflateHandle {
+  reset(): void;
+  writeSync(flush: number, input: Buffer, inOff: number, inLen: number, output: Buffer, outOff: number, outLen: number): void;
+  onerror: (message: string, errno: number) => void;
+}
+let gunzipper: { handle: InflateHandle; left: Uint32Array; error?: string } | null | undefined;
+
+/**
+ * One gzip member inflated into `out` through this thread's one inflate context, reset for each
+ * member: zlib.gunzipSync builds a stream, a zlib context and a 1 MiB output buffer per frame,
+ * fresh memory the kernel zeroes for every MiB restored. Errors are zlib's own (a damaged member
+ * fails its CRC or ends early). Undefined when the original bytes do not fit in `out`, or this
+ * Node's zlib lacks the handle: the caller then takes the ordinary way.
+ */
+function gunzipInto(frame: Buffer, out: Buffer): Buffer | undefined {
+  if (gunzipper === undefined) {
+    const g = new zlib.Gunzip() as unknown as { _handle?: InflateHandle; _writeState?: unknown };
+    const handle = g._handle;
+    const left = g._writeState;
+    gunzipper = handle && typeof handle.writeSync === 'function' && typeof handle.reset === 'function' && left instanceof Uint32Array ? { handle, left } : null;
+    if (gunzipper) {
+      const state = gunzipper;
+      state.handle.onerror = (message) => {
+        state.error = message;
+      };
+    }
+  }
+  if (!gunzipper) return undefined;
+  const { handle, left } = gunzipper;
+  handle.reset();
+  gunzipper.error = undefined;
+  handle.writeSync(zlib.constants.Z_FINISH, frame, 0, frame.length, out, 0, out.length);
+  if (gunzipper.error !== undefined) throw new Error(gunzipper.error);
+  // [output room left, input left]: no room left may mean more to come, input left is not one member
+  if (left[0] === 0 || left[1] !== 0) return undefined;
+  return out.subarray(0, out.length - left[0]);
+}
+
 /**
  * One complete frame → its original bytes (checks the frame's own CRC where the format has one).
  * With `out`, the result is decoded into `out` (a view of it is returned) where the codec can and
@@ -210,7 +249,7 @@ export function encodeFrame(type: string, level: number, chunk: Buffer, into?: B
 export function decodeFrame(type: string, frame: Buffer, out?: Buffer): Buffer {
   switch (type) {
     case 'gz':
-      return zlib.gunzipSync(frame, { chunkSize: FRAME_SIZE });
+      return (out && gunzipInto(frame, out)) || zlib.gunzipSync(frame, { chunkSize: FRAME_SIZE });
     case 'zst': {
       const size = out ? zstdBinding().getFrameContentSize(frame) : null;
       if (out && size !== null && size <= out.length) {
@@ -242,6 +281,21 @@ export function frameLength(type: string, buf: Buffer, len: number): number | 'm
     case 'lz4': return lz4FrameLength(buf, len);
     default: return 'unknown';
   }
+}
+
+/**
+ * How many of the first `n` bytes of `buf` are whole frames, one after another from its start: 0
+ * when the first frame is not whole there, or is not a frame this reader can delimit. A repository
+ * server cuts its messages there, so a restore receives each frame in one piece.
+ */
+export function wholeFramesLength(type: string, buf: Buffer, n: number): number {
+  let pos = 0;
+  while (pos < n) {
+    const length = frameLength(type, pos === 0 ? buf : buf.subarray(pos), n - pos);
+    if (typeof length !== 'number') break;
+    pos += length;
+  }
+  return pos;
 }
 
 function complete(total: number, len: number): number | 'more' {

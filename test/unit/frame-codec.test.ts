@@ -90,6 +90,40 @@ describe.each(FRAMED_TYPES)('%s frames', (type) => {
   });
 });
 
+describe('gz frames decoded into a buffer of the caller (one inflate context per thread, reset for each member)', () => {
+  const out = Buffer.alloc(FRAME_SIZE + 64 * 1024);
+  const data = sample(3 * FRAME_SIZE + 4321);
+  const frames = chunksOf(data).map((c) => encodeFrame('gz', 6, c));
+
+  it('frame after frame, the same bytes as gunzip, in that buffer', () => {
+    const back = frames.map((f) => {
+      const got = decodeFrame('gz', f, out);
+      expect(got.buffer, 'decoded into the buffer given').toBe(out.buffer);
+      expect(got.equals(zlib.gunzipSync(f))).toBe(true);
+      return Buffer.from(got);
+    });
+    expect(sha(Buffer.concat(back))).toBe(sha(data));
+  });
+
+  it('a damaged member (CRC, deflate data, cut short) is refused, and the next frame still decodes', () => {
+    const crc = Buffer.from(frames[0]);
+    crc[crc.length - 6] ^= 1;
+    expect(() => decodeFrame('gz', crc, out)).toThrow(/incorrect data check/);
+    const body = Buffer.from(frames[1]);
+    for (let i = 100; i < 164; i++) body[i] ^= 0x5a;
+    expect(() => decodeFrame('gz', body, out)).toThrow();
+    expect(() => decodeFrame('gz', frames[2].subarray(0, frames[2].length - 100), out)).toThrow(/unexpected end of file/);
+    expect(decodeFrame('gz', frames[1], out).equals(data.subarray(FRAME_SIZE, 2 * FRAME_SIZE))).toBe(true);
+  });
+
+  it('a member larger than the buffer is decoded the ordinary way', () => {
+    const big = sample(2 * FRAME_SIZE);
+    const got = decodeFrame('gz', zlib.gzipSync(big), out);
+    expect(got.buffer).not.toBe(out.buffer);
+    expect(got.equals(big)).toBe(true);
+  });
+});
+
 describe('frames from other encoders', () => {
   it('gzip: concatenated members read by zlib, and a single-member file written by gzip itself', async () => {
     const data = sample(2 * FRAME_SIZE + 3);
