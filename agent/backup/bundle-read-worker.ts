@@ -5,9 +5,17 @@ import { serveMemoryProbe } from '../../shared/thread-memory';
 import { encodeFrame, FRAME_SIZE } from '../../shared/stream/frame-codec';
 import { PageChecksumFilter } from '../../shared/stream/page-checksum';
 import { transferable } from '../../shared/stream/codec-pool';
+import { BundleMessages } from './bundle-message';
 import type { BundleReadReply, BundleReadTask, ReadFileResult } from './bundle-reader';
 
-/** The whole file as it is now (it may have grown since the listing: read to the end); null when it is gone. */
+/*
+ * Memory this thread reads files into and compresses frames into, used again for every file: a
+ * file's bytes only pass through on their way into the batch's messages (which copy them).
+ */
+let readBuffer = Buffer.allocUnsafeSlow(64 * 1024);
+let frameBuffer: Buffer | undefined;
+
+/** The whole file as it is now (it may have grown since the listing: read to the end), in readBuffer; null when it is gone. */
 function readWhole(file: string, sizeHint: number): Buffer | null {
   let fd: number;
   try {
@@ -17,16 +25,16 @@ function readWhole(file: string, sizeHint: number): Buffer | null {
     throw err;
   }
   try {
-    let buf = Buffer.allocUnsafeSlow(sizeHint + 1);
+    if (readBuffer.length < sizeHint + 1) readBuffer = Buffer.allocUnsafeSlow(sizeHint + 1);
     let filled = 0;
     for (;;) {
-      if (filled === buf.length) {
-        const bigger = Buffer.allocUnsafeSlow(buf.length * 2);
-        buf.copy(bigger, 0, 0, filled);
-        buf = bigger;
+      if (filled === readBuffer.length) {
+        const bigger = Buffer.allocUnsafeSlow(readBuffer.length * 2);
+        readBuffer.copy(bigger, 0, 0, filled);
+        readBuffer = bigger;
       }
-      const n = fs.readSync(fd, buf, filled, buf.length - filled, null);
-      if (n === 0) return buf.subarray(0, filled);
+      const n = fs.readSync(fd, readBuffer, filled, readBuffer.length - filled, null);
+      if (n === 0) return readBuffer.subarray(0, filled);
       filled += n;
     }
   } finally {
@@ -34,40 +42,57 @@ function readWhole(file: string, sizeHint: number): Buffer | null {
   }
 }
 
-/** One file: SHA-1 and size of the original, its pages checked, its frames (FRAME_SIZE of original bytes each, as the chunked path cuts them). */
-function readFile(task: BundleReadTask, i: number): ReadFileResult {
-  const f = task.files[i];
-  const data = readWhole(f.path, f.size);
-  if (data === null) return { gone: true, size: 0, checksum: '', frames: [], pageErrors: [] };
-  const pages = f.firstBlock === null ? undefined : new PageChecksumFilter(f.firstBlock, task.lsnLimit);
-  pages?.update(data);
-  pages?.finish();
-  const frames: Uint8Array[] = [];
-  let offset = 0;
-  do {
-    const chunk = data.subarray(offset, offset + FRAME_SIZE);
-    frames.push(task.type === 'none' ? chunk : encodeFrame(task.type, task.level, chunk));
-    offset += FRAME_SIZE;
-  } while (offset < data.length);
-  return {
-    gone: false, size: data.length, checksum: createHash('sha1').update(data).digest('hex'), frames,
-    pageErrors: pages ? pages.result().errors : [], pageValid: pages ? pages.result().valid : undefined,
-  };
+/** A frame of `chunk` as stored: into frameBuffer (copied into the message before the next one), or the chunk itself uncompressed. */
+function frameOf(task: BundleReadTask, chunk: Buffer): Buffer {
+  if (task.type === 'none') return chunk;
+  frameBuffer ??= Buffer.allocUnsafeSlow(FRAME_SIZE + 64 * 1024);
+  return encodeFrame(task.type, task.level, chunk, frameBuffer);
 }
 
 /**
- * A backup's small-file reader: open, read, close, SHA-1, page checksums and compression of a
- * batch of small files, off the main thread, which only sends what comes back. Synchronous calls
- * are right here: this thread does nothing else, and several of them overlap their disk waits.
+ * One file: SHA-1 and size of the original, its pages checked, its frames (FRAME_SIZE of
+ * original bytes each, as the chunked path cuts them) added to the batch's messages. Stored
+ * uncompressed, the server's SHA-1 of what it stores is the original's: none is taken here.
+ */
+function readFile(task: BundleReadTask, i: number, out: BundleMessages): ReadFileResult {
+  const f = task.files[i];
+  const data = readWhole(f.path, f.size);
+  if (data === null) return { gone: true, size: 0, pageErrors: [] };
+  const pages = f.firstBlock === null ? undefined : new PageChecksumFilter(f.firstBlock, task.lsnLimit);
+  pages?.update(data);
+  pages?.finish();
+  const pageResult = pages?.result();
+  const checksum = task.type === 'none' ? '' : createHash('sha1').update(data).digest('hex');
+  const header = { name: f.name, timestamp: f.mtime, mode: f.mode, user: f.user, group: f.group, compressType: task.type };
+  let repoSize = 0;
+  let offset = 0;
+  do {
+    const frame = frameOf(task, data.subarray(offset, offset + FRAME_SIZE));
+    repoSize += frame.length;
+    offset += FRAME_SIZE;
+    const last = offset >= data.length;
+    out.add(offset === FRAME_SIZE ? header : undefined, frame,
+      last ? { size: data.length, checksum, repoSize, pages: pageResult } : undefined);
+  } while (offset < data.length);
+  return { gone: false, size: data.length, pageErrors: pageResult?.errors ?? [] };
+}
+
+/**
+ * A backup's small-file reader: open, read, close, SHA-1, page checksums, compression and the
+ * messages of a batch of small files, off the main thread, which only writes what comes back.
+ * Synchronous calls are right here: this thread does nothing else, and several of them overlap
+ * their disk waits.
  */
 serveMemoryProbe(workerData);
 parentPort!.on('message', (task: BundleReadTask) => {
   let reply: BundleReadReply;
   try {
-    reply = { id: task.id, results: task.files.map((_f, i) => readFile(task, i)) };
+    const out = new BundleMessages();
+    const results = task.files.map((_f, i) => readFile(task, i, out));
+    reply = { id: task.id, results, messages: out.finish() };
   } catch (err) {
     reply = { id: task.id, error: (err as Error).message, code: (err as NodeJS.ErrnoException).code };
   }
-  const moved = (reply.results ?? []).flatMap((r) => r.frames.flatMap((b) => transferable(b)));
+  const moved = (reply.messages ?? []).flatMap((b) => transferable(b));
   parentPort!.postMessage(reply, [...new Set(moved)]);
 });

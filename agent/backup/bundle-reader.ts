@@ -8,7 +8,8 @@ export interface BundleReadTask {
   type: string;
   level: number;
   lsnLimit: bigint;
-  files: Array<{ path: string; size: number; firstBlock: number | null }>;
+  /** where to read each file, and its manifest header */
+  files: Array<{ path: string; size: number; firstBlock: number | null; name: string; mtime: number; mode: string; user: string; group: string }>;
 }
 
 /** What a reader thread made of one file. */
@@ -16,17 +17,19 @@ export interface ReadFileResult {
   /** dropped since the listing: nothing to send */
   gone: boolean;
   size: number;
-  checksum: string;
-  /** compressed frames as stored (the original bytes themselves for compress-type none) */
-  frames: Uint8Array[];
   pageErrors: BlockRange[];
-  /** undefined when the file's pages are not checked */
-  pageValid?: boolean;
+}
+
+/** A batch read: what became of each file, and the BundleUpload messages that carry them (bundle-message.ts). */
+export interface BundleRead {
+  results: ReadFileResult[];
+  messages: Buffer[];
 }
 
 export interface BundleReadReply {
   id: number;
   results?: ReadFileResult[];
+  messages?: Uint8Array[];
   error?: string;
   code?: string;
 }
@@ -38,13 +41,14 @@ interface Reader {
 }
 
 /**
- * process-max threads that read, hash, page-check and compress the small files of bundles, a
- * batch per message (bundle-read-worker.ts): a cluster of 100,000 small relations is 100,000
- * opens, reads and closes, and on the main thread they waited for the disk one at a time.
+ * process-max threads that read, hash, page-check and compress the small files of bundles and
+ * encode the messages that carry them, a batch per message (bundle-read-worker.ts): a cluster
+ * of 100,000 small relations is 100,000 opens, reads and closes, and on the main thread they
+ * waited for the disk one at a time.
  */
 export class BundleReaders {
   private readonly readers: Reader[] = [];
-  private readonly pending = new Map<number, { resolve: (r: ReadFileResult[]) => void; reject: (e: Error) => void; reader: Reader }>();
+  private readonly pending = new Map<number, { resolve: (r: BundleRead) => void; reject: (e: Error) => void; reader: Reader }>();
   private nextId = 1;
   private closed = false;
 
@@ -65,7 +69,7 @@ export class BundleReaders {
   }
 
   /** Reads a batch of files on the least busy thread. */
-  read(task: Omit<BundleReadTask, 'id'>): Promise<ReadFileResult[]> {
+  read(task: Omit<BundleReadTask, 'id'>): Promise<BundleRead> {
     if (this.closed) return Promise.reject(new Error('the backup file readers are closed'));
     const reader = this.readers.reduce((a, b) => (b.busy < a.busy ? b : a));
     const id = this.nextId++;
@@ -92,8 +96,7 @@ export class BundleReaders {
     if (this.pending.size === 0) for (const r of this.readers) r.worker.unref();
     if (!p) return;
     if (reply.results) {
-      for (const r of reply.results) r.frames = r.frames.map((b) => Buffer.from(b.buffer, b.byteOffset, b.byteLength));
-      p.resolve(reply.results);
+      p.resolve({ results: reply.results, messages: (reply.messages ?? []).map((b) => Buffer.from(b.buffer, b.byteOffset, b.byteLength)) });
     } else {
       p.reject(Object.assign(new Error(reply.error), { code: reply.code }));
     }

@@ -11,7 +11,7 @@ import { readFileChunks } from '../../shared/stream/parallel';
 import type { StoredChecksums } from '../../shared/stream/pipeline';
 import type { AgentContext } from '../context';
 import { upload, uploadChunks, type Codec, type PageSpec } from '../transfer/upload';
-import { HEADROOM } from '../../shared/stream/raw-message';
+import { HEADROOM, RawMessage } from '../../shared/stream/raw-message';
 import type { BundleReaders } from './bundle-reader';
 import type { ListedFile } from './file-list';
 import { groupName, userName } from './owners';
@@ -116,8 +116,8 @@ function batchesOf(files: FileToSend[]): FileToSend[][] {
 
 /**
  * Sends small files as one bundle (--bundle); null for a file gone since the listing. The reader
- * threads read, hash, page-check and compress a batch of its files while the previous batch is
- * sent, so the main thread only frames and writes.
+ * threads read, hash, page-check and compress a batch of its files, and encode the messages that
+ * carry them, while the previous batch is sent: the main thread only writes those messages.
  */
 export async function sendBundle(ctx: AgentContext, job: BackupJob__Output, jobId: string, files: FileToSend[], lsnLimit: bigint,
   readers: BundleReaders): Promise<Array<Sent | null>> {
@@ -125,7 +125,9 @@ export async function sendBundle(ctx: AgentContext, job: BackupJob__Output, jobI
   const read = (batch: FileToSend[] | undefined) => {
     if (!batch) return undefined;
     const p = readers.read({ type: job.compress_type, level: job.compress_level, lsnLimit,
-      files: batch.map((f) => ({ path: f.where, size: f.size, firstBlock: f.firstBlock })) });
+      files: batch.map((f) => ({
+        path: f.where, size: f.size, firstBlock: f.firstBlock, name: f.name, mtime: f.mtime, mode: f.mode, user: userName(f.uid), group: groupName(f.gid),
+      })) });
     p.catch(() => undefined); // awaited in turn; a failure must not surface early as "unhandled"
     return p;
   };
@@ -134,27 +136,10 @@ export async function sendBundle(ctx: AgentContext, job: BackupJob__Output, jobI
       const sent: Array<Sent | null> = [];
       let ahead = read(batches[0]);
       for (let b = 0; b < batches.length; b++) {
-        const results = await ahead!;
+        const { results, messages } = await ahead!;
         ahead = read(batches[b + 1]);
-        for (let i = 0; i < results.length; i++) {
-          const r = results[i];
-          if (r.gone) {
-            sent.push(null);
-            continue;
-          }
-          await write({ file: headerOf(jobId, job, batches[b][i]) });
-          let repoSize = 0;
-          for (const frame of r.frames) {
-            repoSize += frame.length;
-            await write({ data: frame as Buffer });
-          }
-          // the server takes the SHA-1 of the stored bytes itself (repo_checksum left empty, as in trailerOf)
-          await write({ trailer: {
-            size: r.size, checksum: r.checksum, repo_size: repoSize, repo_checksum: '',
-            checksum_page: r.pageValid === undefined ? undefined : pageTrailer({ valid: r.pageValid, errors: r.pageErrors }),
-          } });
-          sent.push({ size: r.size, pageErrors: r.pageErrors });
-        }
+        for (const message of messages) await write(new RawMessage(message));
+        for (const r of results) sent.push(r.gone ? null : { size: r.size, pageErrors: r.pageErrors });
       }
       return sent;
     }, () => undefined);

@@ -12,6 +12,7 @@ import type { ServerContext } from '../context';
 import type { Caller } from '../service/guard';
 import { backupFileKey, bundleKey } from '../repo/layout';
 import { receiveIntoTemp, withOriginalChecksum, type ReceivedTrailer } from './receive-file';
+import { BundleReceiver } from './receive-bundle';
 import type { FileHeader__Output } from '../../shared/generated/pgrepo/v1/FileHeader';
 import type { BundleUpload__Output } from '../../shared/generated/pgrepo/v1/BundleUpload';
 import type { PutBundleResult } from '../../shared/generated/pgrepo/v1/PutBundleResult';
@@ -181,34 +182,35 @@ export async function putBackupFile(ctx: ServerContext, call: AsyncIterable<File
 
 /**
  * PutBundle: small files, each compressed on its own, one after another in one repository
- * object. Each file's trailer is checked as it arrives (receiveIntoTemp); the bundle becomes
- * durable, and its files part of the backup, only when the whole upload has arrived. A resumed
- * backup does not keep bundles of the interrupted run (they are not files of the partial
- * manifest): their files are sent again.
+ * object, many to a message (BundleFiles). Each file's trailer is checked as it arrives
+ * (receive-bundle.ts); the bundle becomes durable, and its files part of the backup, only when
+ * the whole upload has arrived. A resumed backup does not keep bundles of the interrupted run
+ * (they are not files of the partial manifest): their files are sent again.
  */
 export async function putBundle(ctx: ServerContext, call: AsyncIterable<BundleUpload__Output>, caller: Caller): Promise<PutBundleResult> {
   const { messages, session } = await openUpload(ctx, call, caller, 'PutBundle');
   const bundleId = session.nextBundleId();
   const temp = await ctx.storage.openTemp(bundleKey(session.stanza, session.label, bundleId));
+  const receiver = new BundleReceiver(temp, bundleId);
   try {
-    const files: ManifestFile[] = [];
-    let offset = 0;
     for (;;) {
       const next = await messages.next();
       if (next.done) break;
-      const fileHeader = next.value.file;
-      if (!fileHeader) throw new StatusError(grpc.status.INVALID_ARGUMENT, `bundle ${bundleId}: expected the next file's header, got '${next.value.part ?? 'empty'}'`);
-      const name = validateManifestPath(fileHeader.name);
-      const what = `backup file ${name} (bundle ${bundleId})`;
-      const trailer = withOriginalChecksum(await receiveIntoTemp(messages, temp, what), fileHeader.compress_type, what);
-      files.push({ ...manifestEntry(name, fileHeader, trailer), bundleId, bundleOffset: offset });
-      offset += trailer.repo_size;
+      const pieces = next.value.files?.piece;
+      if (!pieces) {
+        throw new StatusError(grpc.status.INVALID_ARGUMENT, `bundle ${bundleId}: expected the files' pieces, got '${next.value.part ?? 'empty'}'` +
+          (next.value.part === 'file' ? ' (an agent older than this server sends a message per file: upgrade the agent)' : ''));
+      }
+      await receiver.add(pieces);
     }
+    const received = await receiver.done();
     await temp.commit();
-    ctx.metrics.received(session.stanza, 'backup', offset);
-    for (const file of files) session.addUploaded(file);
-    return { bundle_id: bundleId, repo_size: offset, files: files.length };
+    const repoSize = received.reduce((n, f) => n + f.trailer.repo_size, 0);
+    ctx.metrics.received(session.stanza, 'backup', repoSize);
+    for (const f of received) session.addUploaded({ ...manifestEntry(f.name, f.header, f.trailer), bundleId, bundleOffset: f.offset });
+    return { bundle_id: bundleId, repo_size: repoSize, files: received.length };
   } finally {
+    await receiver.settle();
     await temp.discard();
   }
 }

@@ -47,13 +47,7 @@ export async function receiveIntoTemp<M extends { part?: string; data?: Buffer; 
         if (writing.length > WRITES_AHEAD) await writing.shift();
       } else if (value.part === 'trailer' && value.trailer) {
         while (writing.length > 0) await writing.shift();
-        const trailer = value.trailer;
-        const actual = hash ? hash.digest('hex') : '';
-        if (trailer.repo_size !== received || (hash && trailer.repo_checksum !== '' && trailer.repo_checksum !== actual)) {
-          throw new StatusError(grpc.status.DATA_LOSS,
-            `${what}: received ${received} bytes with SHA-1 ${actual}, but the sender sent ${trailer.repo_size} bytes with SHA-1 ${trailer.repo_checksum}; nothing was stored`);
-        }
-        return { ...trailer, repo_checksum: actual };
+        return checkReceived(value.trailer, received, hash ? hash.digest('hex') : '', what);
       } else {
         throw new StatusError(grpc.status.INVALID_ARGUMENT, `${what}: unexpected '${value.part ?? 'empty'}' message in an upload`);
       }
@@ -62,6 +56,18 @@ export async function receiveIntoTemp<M extends { part?: string; data?: Buffer; 
     // nothing may still be writing into the file once the caller commits or discards it
     await Promise.allSettled(writing);
   }
+}
+
+/**
+ * The trailer checked against what arrived (`received` bytes whose SHA-1 is `actual`, '' when
+ * it was not taken), with the SHA-1 taken here as repo_checksum.
+ */
+export function checkReceived(trailer: ReceivedTrailer, received: number, actual: string, what: string): ReceivedTrailer {
+  if (trailer.repo_size !== received || (actual !== '' && trailer.repo_checksum !== '' && trailer.repo_checksum !== actual)) {
+    throw new StatusError(grpc.status.DATA_LOSS,
+      `${what}: received ${received} bytes with SHA-1 ${actual}, but the sender sent ${trailer.repo_size} bytes with SHA-1 ${trailer.repo_checksum}; nothing was stored`);
+  }
+  return { ...trailer, repo_checksum: actual };
 }
 
 /**

@@ -90,6 +90,11 @@ export function rawResponses<M extends Method>(method: M): M {
   return { ...method, responseSerialize: (value: unknown) => (value instanceof RawMessage ? value.serialized() : method.responseSerialize(value)) };
 }
 
+/** A method whose requests may be RawMessages, sent as they are (the others are encoded the ordinary way). */
+export function rawRequests<M extends Method>(method: M): M {
+  return { ...method, requestSerialize: (value: unknown) => (value instanceof RawMessage ? value.serialized() : method.requestSerialize(value)) };
+}
+
 /**
  * An upload method (FileUpload: `data` = 2 in the oneof `part`) whose requests may be RawMessages,
  * sent as they are, and whose data messages are read as views of what arrived; any other message
@@ -97,8 +102,7 @@ export function rawResponses<M extends Method>(method: M): M {
  */
 export function rawUploads<M extends Method>(method: M): M {
   return {
-    ...method,
-    requestSerialize: (value: unknown) => (value instanceof RawMessage ? value.serialized() : method.requestSerialize(value)),
+    ...rawRequests(method),
     requestDeserialize: (bytes: Buffer) => {
       const data = onlyBytesField(bytes, UPLOAD_DATA_FIELD);
       return data ? { part: 'data', data } : method.requestDeserialize(bytes);
