@@ -73,8 +73,14 @@ export function sortByName<T>(items: T[], nameOf: (item: T) => string): T[] {
   });
 }
 
+/**
+ * Keys in compareNames order. Most come in that order already (a manifest's files, from its
+ * sorted list): strictly ascending UTF-16 without surrogates is that order, checked in one pass.
+ */
 function sortedKeys(keys: Iterable<string>): string[] {
-  return sortByName([...keys], (key) => key);
+  const list = [...keys];
+  for (let i = 1; i < list.length; i++) if (!(list[i - 1] < list[i])) return sortByName(list, (key) => key);
+  return list.some((key) => SURROGATE.test(key)) ? sortByName(list, (key) => key) : list;
 }
 
 /**
@@ -110,8 +116,9 @@ function renderNumber(value: number): string {
 
 function renderObject(obj: Record<string, unknown>): string {
   const members: string[] = [];
-  for (const key of sortedKeys(Object.keys(obj))) {
-    if (obj[key] !== undefined) members.push(`${JSON.stringify(key)}:${renderJson(obj[key])}`);
+  // a manifest file's record leaves most of its keys undefined: only the others are sorted
+  for (const key of sortedKeys(Object.keys(obj).filter((k) => obj[k] !== undefined))) {
+    members.push(`${JSON.stringify(key)}:${renderJson(obj[key])}`);
   }
   return `{${members.join(',')}}`;
 }
