@@ -1,7 +1,7 @@
 import { once } from 'node:events';
 import type * as grpc from '@grpc/grpc-js';
 import type { StoredChecksums } from '../../shared/stream/pipeline';
-import { ByteCount, Digest, encodeChunks, hashed } from '../../shared/stream/parallel';
+import { ByteCount, encodeChunks, hashed } from '../../shared/stream/parallel';
 import type { CodecPool } from '../../shared/stream/codec-pool';
 import { RING_BUFFER_SIZE } from '../../shared/stream/buffer-ring';
 import { addBlock, type BlockRange, type LsnHalves, type PageChecksumResult } from '../../shared/stream/page-checksum';
@@ -96,8 +96,9 @@ async function peekOne(source: AsyncIterator<Buffer>): Promise<{ chunks: AsyncIt
 /**
  * Writes one file's frames and returns its checksums and page check results. The per-byte work
  * is done by the pool's workers, with the compression of each chunk: page checks, and the SHA-1
- * of a file of one chunk. The SHA-1 of a longer file is taken here, in order (a hash cannot be
- * split over threads). Uncompressed, the original is what the server stores, and the server's
+ * of a file of one chunk. A longer file's chunks come back with their frames and go, in order (a
+ * hash cannot be split over threads), to the pool's hash thread, so the main thread never reads
+ * the bytes: for a backup's largest file it is the critical path. Uncompressed, the original is what the server stores, and the server's
  * SHA-1 of it (taken anyway) is recorded as both: the agent sends no checksum of its own. Frames
  * in the pool's buffers go out as messages written around them (RawMessage), and their memory
  * goes back to the pool once grpc-js has taken them.
@@ -106,28 +107,38 @@ async function writeFrames<M>(write: Write<M>, toData: (chunk: Buffer) => M, sou
   pages?: PageSpec): Promise<{ checksums: StoredChecksums; pageResult?: PageChecksumResult }> {
   const { chunks, single } = await peekOne(source);
   const compressed = codec.type !== 'none';
-  const original = compressed && !single ? new Digest() : new ByteCount();
+  // a longer file's chunks come back from their workers with their frames, in order, to the hash thread
+  const sha1 = compressed && !single ? codec.pool.sha1.open() : undefined;
+  const original = new ByteCount();
   const stored = new ByteCount();
   const errors: BlockRange[] = [];
   let workerSha1 = '';
   const frames = encodeChunks(hashed(chunks, original), {
-    type: codec.type, level: codec.level, pages, hashInWorker: compressed && single, headroom: HEADROOM, priority: codec.priority,
+    type: codec.type, level: codec.level, pages, hashInWorker: compressed && single, keepInput: sha1 !== undefined,
+    headroom: HEADROOM, priority: codec.priority,
   }, codec.pool);
-  for await (const r of frames) {
-    for (const b of r.badBlocks ?? []) addBlock(errors, b);
-    if (r.sha1) workerSha1 = r.sha1;
-    stored.update(r.data);
-    const frame = r.data;
-    if (frame.byteOffset === HEADROOM && frame.buffer.byteLength === RING_BUFFER_SIZE) {
-      // the pool's memory, laid out with room for the message header: no copy here
-      await write(new RawMessage(bytesFieldInPlace(frame, UPLOAD_DATA_FIELD)), () => codec.pool.ring.give(frame));
-    } else {
-      await write(toData(frame));
+  try {
+    for await (const r of frames) {
+      for (const b of r.badBlocks ?? []) addBlock(errors, b);
+      if (r.sha1) workerSha1 = r.sha1;
+      if (r.input) await sha1!.update(r.input, (b) => codec.pool.ring.give(b));
+      stored.update(r.data);
+      const frame = r.data;
+      if (frame.byteOffset === HEADROOM && frame.buffer.byteLength === RING_BUFFER_SIZE) {
+        // the pool's memory, laid out with room for the message header: no copy here
+        await write(new RawMessage(bytesFieldInPlace(frame, UPLOAD_DATA_FIELD)), () => codec.pool.ring.give(frame));
+      } else {
+        await write(toData(frame));
+      }
     }
+  } catch (err) {
+    sha1?.drop();
+    throw err;
   }
   const o = original.result();
+  const checksum = sha1 ? await sha1.digest() : workerSha1;
   return {
-    checksums: { original: { size: o.size, checksum: workerSha1 || o.checksum }, stored: stored.result() },
+    checksums: { original: { size: o.size, checksum }, stored: stored.result() },
     pageResult: pages ? { valid: errors.length === 0, errors } : undefined,
   };
 }

@@ -23,6 +23,8 @@ export interface CodecTask {
   pages?: PageTask;
   /** encode only: take the SHA-1 of the chunk (when it is a whole file) */
   hash?: boolean;
+  /** encode only: hand the chunk back with the result (its SHA-1 is taken elsewhere, in file order) */
+  keepInput?: boolean;
 }
 
 export interface CodecResult {
@@ -31,6 +33,8 @@ export interface CodecResult {
   badBlocks?: number[];
   /** hex SHA-1 of the chunk (with `hash`) */
   sha1?: string;
+  /** the chunk itself (with `keepInput`) */
+  input?: Buffer;
 }
 
 const view = (b: Uint8Array): Buffer => Buffer.from(b.buffer, b.byteOffset, b.byteLength);
@@ -49,5 +53,6 @@ export function runCodecTask(task: CodecTask): CodecResult {
   if (task.pages) result.badBlocks = badBlocks(input, task.pages.firstBlock, { hi: task.pages.lsnHi, lo: task.pages.lsnLo });
   if (task.hash) result.sha1 = createHash('sha1').update(input).digest('hex');
   result.data = encodeFrame(task.type, task.level, input, out);
+  if (task.keepInput) result.input = input;
   return result;
 }

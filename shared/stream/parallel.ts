@@ -225,6 +225,8 @@ export interface ChunkPlan {
   pages?: { firstBlock: number; lsnLimit: LsnHalves };
   /** take the SHA-1 of the file in the worker (a file of one chunk: the caller knows it has no second) */
   hashInWorker?: boolean;
+  /** hand each chunk back with its frame (CodecResult.input), for a SHA-1 taken in order elsewhere */
+  keepInput?: boolean;
   /** leave this many bytes free before each frame (CodecPool.encodeChunk) */
   headroom?: number;
   /**
@@ -248,7 +250,7 @@ export function encodeChunks(chunks: AsyncIterable<Buffer>, plan: ChunkPlan, poo
     if (pages && offset % PAGE_SIZE !== 0) throw new Error(`encodeChunks: a chunk starts at ${offset}, not at a page`);
     offset += chunk.length;
     if (plan.type === 'none' && !pages && !plan.hashInWorker) return Promise.resolve({ data: chunk });
-    return pool.encodeChunk(plan.type, plan.level, chunk, { pages, hash: plan.hashInWorker, headroom: plan.headroom });
+    return pool.encodeChunk(plan.type, plan.level, chunk, { pages, hash: plan.hashInWorker, headroom: plan.headroom, keepInput: plan.keepInput });
   }, plan.priority);
 }
 
