@@ -18,6 +18,7 @@ export type Sha1Reply =
 export class Sha1Stream {
   private inFlight = 0;
   private waiting: (() => void) | undefined;
+  private failed: Error | undefined;
   size = 0;
 
   constructor(private readonly thread: Sha1Thread, readonly id: number, private readonly ahead: number) {}
@@ -27,10 +28,17 @@ export class Sha1Stream {
    * `back` receives the piece's memory when the thread is done with it (when it could be moved).
    */
   async update(piece: Uint8Array, back?: (b: Uint8Array) => void): Promise<void> {
+    if (this.failed) throw this.failed;
     this.size += piece.length;
     this.inFlight++;
     this.thread.post({ op: 'update', id: this.id, data: piece, back: back !== undefined && transferable(piece).length > 0 }, back);
     if (this.inFlight > this.ahead) await new Promise<void>((resolve) => { this.waiting = resolve; });
+  }
+
+  /** @internal the thread that held this stream's hash failed: the stream fails too */
+  fail(err: Error): void {
+    this.failed ??= err;
+    this.hashed();
   }
 
   /** @internal the thread has hashed a piece (or failed: whoever waits to give more goes on, and meets the failure) */
@@ -43,11 +51,14 @@ export class Sha1Stream {
 
   /** The hex SHA-1 of every piece given. */
   digest(): Promise<string> {
+    if (this.failed) return Promise.reject(this.failed);
     return this.thread.finish(this.id, 'digest');
   }
 
   /** Forgets the stream (an upload that failed). */
   drop(): void {
+    if (this.failed) return;
+    this.failed = new Error('the hash of this stream was dropped');
     this.thread.finish(this.id, 'drop').catch(() => undefined);
   }
 }
@@ -65,7 +76,7 @@ export class Sha1Thread {
   private readonly backs = new Map<number, Array<((b: Uint8Array) => void) | undefined>>();
   private readonly digests = new Map<number, { resolve: (s: string) => void; reject: (e: Error) => void }>();
   private busy = 0;
-  private failed: Error | undefined;
+  private closed = false;
 
   /**
    * A new stream. `ahead`: the pieces it may have handed over and not yet seen hashed (the hash
@@ -88,7 +99,6 @@ export class Sha1Thread {
 
   /** @internal */
   finish(id: number, op: 'digest' | 'drop'): Promise<string> {
-    if (this.failed) return Promise.reject(this.failed);
     return new Promise<string>((resolve, reject) => {
       this.digests.set(id, { resolve, reject });
       this.post({ op, id });
@@ -96,18 +106,20 @@ export class Sha1Thread {
   }
 
   async close(): Promise<void> {
-    this.fail(new Error('the hash thread was closed'));
+    this.closed = true;
     const w = this.worker;
-    this.worker = undefined;
+    this.fail(new Error('the hash thread was closed'));
     await w?.terminate();
   }
 
   private start(): Worker {
-    if (this.failed) throw this.failed;
+    if (this.closed) throw new Error('the hash thread was closed');
     if (this.worker) return this.worker;
     const worker = new Worker(workerScript(__dirname, 'sha1-worker.js'), { resourceLimits: { maxYoungGenerationSizeMb: 2, maxOldGenerationSizeMb: 16 } });
     worker.on('message', (r: Sha1Reply) => this.settle(r));
-    worker.on('error', (err) => this.fail(err));
+    worker.on('error', (err) => {
+      if (this.worker === worker) this.fail(err);
+    });
     worker.on('exit', (code) => {
       if (this.worker === worker) this.fail(new Error(`the hash thread exited (code ${code})`));
     });
@@ -131,10 +143,19 @@ export class Sha1Thread {
     d?.resolve(r.sha1);
   }
 
+  /**
+   * Every stream the thread held fails (their hashes are lost with it); a later stream starts a
+   * new thread, unless this one was closed.
+   */
   private fail(err: Error): void {
-    this.failed ??= err;
+    const worker = this.worker;
+    this.worker = undefined;
+    this.busy = 0;
+    if (worker) void worker.terminate().catch(() => undefined);
     for (const d of this.digests.values()) d.reject(err);
     this.digests.clear();
-    for (const s of this.streams.values()) s.hashed();
+    for (const s of this.streams.values()) s.fail(err);
+    this.streams.clear();
+    this.backs.clear();
   }
 }
