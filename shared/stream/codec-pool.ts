@@ -22,6 +22,8 @@ export interface CodecReply {
   sha1?: string;
   /** the chunk, handed back (a task with keepInput) */
   input?: Uint8Array;
+  /** bytes read (a task with read) */
+  read?: number;
   /** the task's buffers the worker no longer needs (its input, an unused `out`), handed back for reuse */
   spare?: Uint8Array[];
   error?: string;
@@ -51,6 +53,8 @@ export interface ChunkWork {
   hash?: boolean;
   /** hand the chunk back with its frame (its SHA-1 is taken in file order elsewhere: CodecPool.sha1) */
   keepInput?: boolean;
+  /** read the chunk first, into the chunk's memory, from this open file at this position (CodecTask.read) */
+  read?: { fd: number; position: number };
   /**
    * compress into one of the ring's buffers, leaving this many bytes free before the frame (for a
    * message header written around it without copying it: shared/stream/raw-message.ts); the
@@ -126,7 +130,7 @@ export class CodecPool {
    */
   encodeChunk(type: string, level: number, chunk: Buffer, work: ChunkWork = {}): Promise<CodecResult> {
     const out = work.headroom !== undefined && type !== 'none' ? this.ring.takeWhole().subarray(work.headroom) : undefined;
-    return this.submit({ op: 'encode', type, level, data: chunk, out, pages: work.pages, hash: work.hash, keepInput: work.keepInput });
+    return this.submit({ op: 'encode', type, level, data: chunk, out, pages: work.pages, hash: work.hash, keepInput: work.keepInput, read: work.read });
   }
 
   /**
@@ -148,7 +152,7 @@ export class CodecPool {
 
   private submit(work: Omit<CodecTask, 'id'>): Promise<CodecResult> {
     if (this.closed) return Promise.reject(new UserError('the codec pool is closed'));
-    if (work.data.length <= INLINE_BYTES) {
+    if (work.data.length <= INLINE_BYTES && !work.read) {
       let result: CodecResult | undefined;
       try {
         result = runCodecTask({ id: 0, ...work });
@@ -188,7 +192,7 @@ export class CodecPool {
     this.pending.delete(reply.id);
     for (const b of reply.spare ?? []) this.ring.give(b);
     if (p) {
-      if (reply.data) p.resolve({ data: asBuffer(reply.data), badBlocks: reply.badBlocks, sha1: reply.sha1, input: reply.input && asBuffer(reply.input) });
+      if (reply.data) p.resolve({ data: asBuffer(reply.data), badBlocks: reply.badBlocks, sha1: reply.sha1, input: reply.input && asBuffer(reply.input), read: reply.read });
       else p.reject(new CodecError(reply.error));
     }
     if (this.pending.size === 0) for (const s of this.slots) s.worker.unref();

@@ -17,8 +17,8 @@ serveMemoryProbe(workerData);
 parentPort!.on('message', (task: CodecTask) => {
   let reply: CodecReply;
   try {
-    const { data, badBlocks, sha1, input } = runCodecTask(task);
-    reply = { id: task.id, data, badBlocks, sha1, input, spare: spareOf(task, data, input) };
+    const { data, badBlocks, sha1, input, read } = runCodecTask(task);
+    reply = { id: task.id, data, badBlocks, sha1, input, read, spare: spareOf(task, data, input) };
   } catch (err) {
     reply = { id: task.id, error: (err as Error).message, code: (err as { code?: string }).code, spare: spareOf(task) };
   }
