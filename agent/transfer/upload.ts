@@ -11,6 +11,9 @@ import { bytesFieldInPlace, HEADROOM, RawMessage, UPLOAD_DATA_FIELD } from '../.
 
 const CANCELLED = 1;
 
+/** Chunks of one file handed to the hash thread and not yet hashed (README, Memory). */
+const HASH_AHEAD = 2;
+
 /** Messages (1 MiB frames) one upload may have written but not yet handed to HTTP/2. */
 const WRITES_QUEUED = 2;
 
@@ -114,11 +117,11 @@ async function writeFrames<M>(write: Write<M>, toData: (chunk: Buffer) => M, sou
   const original = new ByteCount();
   if ('path' in source) {
     // a longer file's chunks come back from their workers with their frames, in order, to the hash thread
-    sha1 = compressed ? codec.pool.sha1.open() : undefined;
+    sha1 = compressed ? codec.pool.sha1.open(HASH_AHEAD) : undefined;
     frames = readAndEncode(source.path, { ...plan, keepInput: sha1 !== undefined }, codec.pool, source.alloc);
   } else {
     const { chunks, single } = await peekOne(source.chunks);
-    sha1 = compressed && !single ? codec.pool.sha1.open() : undefined;
+    sha1 = compressed && !single ? codec.pool.sha1.open(HASH_AHEAD) : undefined;
     frames = encodeChunks(hashed(chunks, original), { ...plan, hashInWorker: compressed && single, keepInput: sha1 !== undefined }, codec.pool);
   }
   source.started?.(frames);
