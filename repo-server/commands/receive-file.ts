@@ -2,7 +2,6 @@ import { createHash } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
 import { StatusError } from '../../shared/errors';
 import type { TempFile } from '../storage/posix';
-import { Sha1Thread, type Sha1Stream } from '../../shared/stream/sha1-thread';
 import type { PageChecksum__Output } from '../../shared/generated/pgrepo/v1/PageChecksum';
 
 export interface ReceivedTrailer {
@@ -20,58 +19,6 @@ export interface ReceivedTrailer {
  */
 const WRITES_AHEAD = 2;
 
-/** The server's hash thread, for uploads of more than one data part (StoredHash). */
-let sha1Thread: Sha1Thread | undefined;
-
-/**
- * The SHA-1 of an upload's stored bytes. A part is hashed once it is written, in order; an upload
- * of one part (most files, and every file of a bundle) is hashed here, one of more parts (a large
- * file: a GiB is ~0.6 s of SHA-1) on the hash thread, so the event loop that receives every
- * upload does not also read every byte. The first part waits to be hashed until the second
- * says which.
- */
-class StoredHash {
-  private first: { written: Promise<void>; data: Buffer } | undefined;
-  private stream: Sha1Stream | undefined;
-  private chain: Promise<void> = Promise.resolve();
-  private parts = 0;
-
-  /** Hashes `data` once `written` resolves (after the parts before it); resolves when handed to the hash. */
-  after(written: Promise<void>, data: Buffer): Promise<void> {
-    this.parts++;
-    if (this.parts === 1) {
-      this.first = { written, data };
-      return written;
-    }
-    if (!this.stream) {
-      this.stream = (sha1Thread ??= new Sha1Thread()).open(1);
-      this.hashAfter(this.first!.written, this.first!.data);
-      this.first = undefined;
-    }
-    return this.hashAfter(written, data);
-  }
-
-  private hashAfter(written: Promise<void>, data: Buffer): Promise<void> {
-    const stream = this.stream!;
-    this.chain = Promise.all([this.chain, written]).then(() => stream.update(data));
-    return this.chain;
-  }
-
-  async digest(): Promise<string> {
-    if (!this.stream) return createHash('sha1').update(this.first?.data ?? Buffer.alloc(0)).digest('hex');
-    await this.chain;
-    const sha1 = await this.stream.digest();
-    this.stream = undefined;
-    return sha1;
-  }
-
-  /** Forgets an unfinished hash (a failed upload). */
-  drop(): void {
-    this.stream?.drop();
-    this.stream = undefined;
-  }
-}
-
 /**
  * Writes the data parts of an upload into a temp file, then checks the trailer against what
  * actually arrived, so a truncated or damaged transfer is never committed. The returned
@@ -84,7 +31,7 @@ export async function receiveIntoTemp<M extends { part?: string; data?: Buffer; 
   messages: AsyncIterator<M>, temp: TempFile, what: string, opts: { hash?: boolean } = {},
 ): Promise<ReceivedTrailer> {
   // hash: false when nothing records the stored bytes' SHA-1 and the sender sends none: only the size is checked
-  const hash = opts.hash === false ? undefined : new StoredHash();
+  const hash = opts.hash === false ? undefined : createHash('sha1');
   let received = 0;
   const writing: Promise<void>[] = [];
   try {
@@ -92,16 +39,16 @@ export async function receiveIntoTemp<M extends { part?: string; data?: Buffer; 
       const { value, done } = await messages.next();
       if (done) throw new StatusError(grpc.status.ABORTED, `${what}: the upload ended before its trailer; nothing was stored`);
       if (value.part === 'data' && value.data) {
+        hash?.update(value.data);
         received += value.data.length;
         const written = temp.append(value.data);
-        const done = hash ? hash.after(written, value.data) : written;
-        done.catch(() => undefined); // awaited in turn below
-        writing.push(done);
+        written.catch(() => undefined); // awaited in turn below
+        writing.push(written);
         if (writing.length > WRITES_AHEAD) await writing.shift();
       } else if (value.part === 'trailer' && value.trailer) {
         while (writing.length > 0) await writing.shift();
         const trailer = value.trailer;
-        const actual = hash ? await hash.digest() : '';
+        const actual = hash ? hash.digest('hex') : '';
         if (trailer.repo_size !== received || (hash && trailer.repo_checksum !== '' && trailer.repo_checksum !== actual)) {
           throw new StatusError(grpc.status.DATA_LOSS,
             `${what}: received ${received} bytes with SHA-1 ${actual}, but the sender sent ${trailer.repo_size} bytes with SHA-1 ${trailer.repo_checksum}; nothing was stored`);
@@ -114,7 +61,6 @@ export async function receiveIntoTemp<M extends { part?: string; data?: Buffer; 
   } finally {
     // nothing may still be writing into the file once the caller commits or discards it
     await Promise.allSettled(writing);
-    hash?.drop();
   }
 }
 

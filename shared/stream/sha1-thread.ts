@@ -65,8 +65,8 @@ export class Sha1Stream {
 
 /**
  * One thread that hashes streams for the main thread: the SHA-1 of a large file (~0.6 ms per
- * MiB) was the main thread's largest per-byte cost on both ends of a backup, and the main thread
- * is what a backup's largest file waits on. The thread starts with the first stream and holds
+ * MiB) was the agent's main thread's largest per-byte cost in a backup, and the main thread is
+ * what a backup's largest file waits on. The thread starts with the first stream and holds
  * nothing between them; idle, it does not keep the process alive.
  */
 export class Sha1Thread {

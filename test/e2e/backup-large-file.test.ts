@@ -2,7 +2,7 @@
  * A large file's path through a backup (issue 6): a table file of several MiB is read chunk by
  * chunk by the codec workers themselves (shared/stream/parallel.ts readAndEncode), its pages are
  * checked there at their own block numbers, and its SHA-1 is taken in file order on the agent's
- * hash thread (compressed) or on the server's (stored as it is, from several upload parts). The
+ * hash thread (compressed) or by the server (stored as it is). The
  * manifest's checksum must be the SHA-1 of the file as it is on disk, the stored frames one per
  * MiB with nothing past the end, a damaged page in a later chunk named by its own block, and the
  * restore byte for byte the original.
@@ -26,7 +26,7 @@ const BAD_BLOCK = 6 * (FRAME_SIZE / PAGE) + 5;
 
 const sha1 = (b: Buffer) => createHash('sha1').update(b).digest('hex');
 
-describe('a large file: read by the codec workers, hashed in order on the hash threads', () => {
+describe('a large file: read by the codec workers, hashed in order on the hash thread', () => {
   const fixture = useFixture();
   const step = scenario();
   const s: { file?: string; sha1?: string; size?: number; labels: Record<string, string> } = { labels: {} };
