@@ -10,7 +10,8 @@ import type { CodecPool } from '../../shared/stream/codec-pool';
 import { readFileChunks } from '../../shared/stream/parallel';
 import type { StoredChecksums } from '../../shared/stream/pipeline';
 import type { AgentContext } from '../context';
-import { upload, uploadChunks, type Codec, type PageSpec } from '../transfer/upload';
+import { upload, uploadChunks, type Codec, type FileBytes, type PageSpec } from '../transfer/upload';
+import { FRAME_SIZE } from '../../shared/stream/frame-codec';
 import { HEADROOM, RawMessage } from '../../shared/stream/raw-message';
 import type { BundleReaders } from './bundle-reader';
 import type { ListedFile } from './file-list';
@@ -32,6 +33,8 @@ export interface FileToSend {
   chunks: (alloc?: (n: number) => Buffer) => AsyncIterable<Buffer>;
   /** where to find it: its path on disk (read from there when it travels in a bundle), or a name for messages */
   where: string;
+  /** true when `where` is its path on disk */
+  onDisk: boolean;
   /** relation block number of the first page when pages are validated, else null */
   firstBlock: number | null;
 }
@@ -84,13 +87,24 @@ function pagesOf(file: FileToSend, lsnLimit: bigint): PageSpec | undefined {
   return file.firstBlock === null ? undefined : { firstBlock: file.firstBlock, lsnLimit: lsnHalves(lsnLimit) };
 }
 
+/**
+ * Files of at least this many bytes are read by the codec workers themselves, each its own chunk
+ * (shared/stream/parallel.ts readAndEncode): the main thread then never touches their bytes.
+ * Smaller ones are read here, where a file of one chunk costs one read and no thread hop.
+ */
+const WORKERS_READ = 4 * FRAME_SIZE;
+
+function bytesOf(file: FileToSend, pool: CodecPool): FileBytes {
+  return file.onDisk && file.size >= WORKERS_READ ? { path: file.where, alloc: chunkMemory(pool) } : { chunks: file.chunks(chunkMemory(pool)) };
+}
+
 /** Sends one file as its own repository object; its chunks are compressed by the pool's workers. */
 export async function sendFile(ctx: AgentContext, job: BackupJob__Output, jobId: string, file: FileToSend, lsnLimit: bigint, pool: CodecPool): Promise<Sent> {
   const { checksums, pageResult } = await uploadChunks<FileUpload, PutFileResult__Output>((cb) => ctx.client.PutBackupFile(cb), {
     header: { header: headerOf(jobId, job, file) },
     toData: (data) => ({ data }),
     toTrailer: trailerOf,
-  }, file.chunks(chunkMemory(pool)), codecOf(job, pool, file), pagesOf(file, lsnLimit));
+  }, bytesOf(file, pool), codecOf(job, pool, file), pagesOf(file, lsnLimit));
   return { size: checksums.original.size, pageErrors: pageResult?.errors ?? [] };
 }
 
@@ -152,7 +166,7 @@ function pageTrailer(r: PageChecksumResult) {
 
 export function fromDisk(f: ListedFile, pageCheck: PageCheck | null): FileToSend {
   return {
-    name: f.name, mtime: f.mtime, mode: f.mode, uid: f.uid, gid: f.gid, size: f.size, where: f.absPath,
+    name: f.name, mtime: f.mtime, mode: f.mode, uid: f.uid, gid: f.gid, size: f.size, where: f.absPath, onDisk: true,
     chunks: (alloc) => readFileChunks(f.absPath, f.size, alloc),
     firstBlock: pageCheck ? firstBlockOf(f.name, pageCheck.blocksPerSegment) : null,
   };
@@ -161,7 +175,7 @@ export function fromDisk(f: ListedFile, pageCheck: PageCheck | null): FileToSend
 export function fromMemory(name: string, text: string, like: { uid: number; gid: number }, mtime: number): FileToSend {
   const bytes = Buffer.from(text);
   return {
-    name, mtime, mode: '0600', uid: like.uid, gid: like.gid, size: bytes.length, where: name, firstBlock: null,
+    name, mtime, mode: '0600', uid: like.uid, gid: like.gid, size: bytes.length, where: name, onDisk: false, firstBlock: null,
     chunks: async function* () { yield bytes; },
   };
 }

@@ -1,13 +1,18 @@
 import { once } from 'node:events';
 import type * as grpc from '@grpc/grpc-js';
 import type { StoredChecksums } from '../../shared/stream/pipeline';
-import { ByteCount, Digest, encodeChunks, hashed } from '../../shared/stream/parallel';
+import { ByteCount, encodeChunks, hashed, readAndEncode } from '../../shared/stream/parallel';
+import type { CodecResult } from '../../shared/stream/codec-task';
+import type { Sha1Stream } from '../../shared/stream/sha1-thread';
 import type { CodecPool } from '../../shared/stream/codec-pool';
 import { RING_BUFFER_SIZE } from '../../shared/stream/buffer-ring';
 import { addBlock, type BlockRange, type LsnHalves, type PageChecksumResult } from '../../shared/stream/page-checksum';
 import { bytesFieldInPlace, HEADROOM, RawMessage, UPLOAD_DATA_FIELD } from '../../shared/stream/raw-message';
 
 const CANCELLED = 1;
+
+/** Chunks of one file handed to the hash thread and not yet hashed (README, Memory). */
+const HASH_AHEAD = 2;
 
 /** Messages (1 MiB frames) one upload may have written but not yet handed to HTTP/2. */
 const WRITES_QUEUED = 2;
@@ -96,50 +101,83 @@ async function peekOne(source: AsyncIterator<Buffer>): Promise<{ chunks: AsyncIt
 /**
  * Writes one file's frames and returns its checksums and page check results. The per-byte work
  * is done by the pool's workers, with the compression of each chunk: page checks, and the SHA-1
- * of a file of one chunk. The SHA-1 of a longer file is taken here, in order (a hash cannot be
- * split over threads). Uncompressed, the original is what the server stores, and the server's
+ * of a file of one chunk. A longer file's chunks come back with their frames and go, in order (a
+ * hash cannot be split over threads), to the pool's hash thread, so the main thread never reads
+ * the bytes: for a backup's largest file it is the critical path. Uncompressed, the original is what the server stores, and the server's
  * SHA-1 of it (taken anyway) is recorded as both: the agent sends no checksum of its own. Frames
  * in the pool's buffers go out as messages written around them (RawMessage), and their memory
  * goes back to the pool once grpc-js has taken them.
  */
-async function writeFrames<M>(write: Write<M>, toData: (chunk: Buffer) => M, source: AsyncIterator<Buffer>, codec: Codec,
+async function writeFrames<M>(write: Write<M>, toData: (chunk: Buffer) => M, source: Bytes, codec: Codec,
   pages?: PageSpec): Promise<{ checksums: StoredChecksums; pageResult?: PageChecksumResult }> {
-  const { chunks, single } = await peekOne(source);
   const compressed = codec.type !== 'none';
-  const original = compressed && !single ? new Digest() : new ByteCount();
+  const plan = { type: codec.type, level: codec.level, pages, headroom: HEADROOM, priority: codec.priority };
+  let sha1: Sha1Stream | undefined;
+  let frames: AsyncGenerator<CodecResult>;
+  const original = new ByteCount();
+  if ('path' in source) {
+    // a longer file's chunks come back from their workers with their frames, in order, to the hash thread
+    sha1 = compressed ? codec.pool.sha1.open(HASH_AHEAD) : undefined;
+    frames = readAndEncode(source.path, { ...plan, keepInput: sha1 !== undefined }, codec.pool, source.alloc);
+  } else {
+    const { chunks, single } = await peekOne(source.chunks);
+    sha1 = compressed && !single ? codec.pool.sha1.open(HASH_AHEAD) : undefined;
+    frames = encodeChunks(hashed(chunks, original), { ...plan, hashInWorker: compressed && single, keepInput: sha1 !== undefined }, codec.pool);
+  }
+  source.started?.(frames);
   const stored = new ByteCount();
   const errors: BlockRange[] = [];
   let workerSha1 = '';
-  const frames = encodeChunks(hashed(chunks, original), {
-    type: codec.type, level: codec.level, pages, hashInWorker: compressed && single, headroom: HEADROOM, priority: codec.priority,
-  }, codec.pool);
-  for await (const r of frames) {
-    for (const b of r.badBlocks ?? []) addBlock(errors, b);
-    if (r.sha1) workerSha1 = r.sha1;
-    stored.update(r.data);
-    const frame = r.data;
-    if (frame.byteOffset === HEADROOM && frame.buffer.byteLength === RING_BUFFER_SIZE) {
-      // the pool's memory, laid out with room for the message header: no copy here
-      await write(new RawMessage(bytesFieldInPlace(frame, UPLOAD_DATA_FIELD)), () => codec.pool.ring.give(frame));
-    } else {
-      await write(toData(frame));
+  try {
+    for await (const r of frames) {
+      for (const b of r.badBlocks ?? []) addBlock(errors, b);
+      if (r.sha1) workerSha1 = r.sha1;
+      if (r.read !== undefined) original.size += r.read;
+      if (r.input) await sha1!.update(r.input, (b) => codec.pool.ring.give(b));
+      stored.update(r.data);
+      const frame = r.data;
+      if (frame.byteOffset === HEADROOM && frame.buffer.byteLength === RING_BUFFER_SIZE) {
+        // the pool's memory, laid out with room for the message header: no copy here
+        await write(new RawMessage(bytesFieldInPlace(frame, UPLOAD_DATA_FIELD)), () => codec.pool.ring.give(frame));
+      } else {
+        await write(toData(frame));
+      }
     }
+  } catch (err) {
+    sha1?.drop();
+    throw err;
   }
   const o = original.result();
+  const checksum = sha1 ? await sha1.digest() : workerSha1;
   return {
-    checksums: { original: { size: o.size, checksum: workerSha1 || o.checksum }, stored: stored.result() },
+    checksums: { original: { size: o.size, checksum }, stored: stored.result() },
     pageResult: pages ? { valid: errors.length === 0, errors } : undefined,
   };
 }
 
+/**
+ * A file's bytes: chunks in memory (read on this thread), or a file on disk whose chunks the
+ * codec workers read themselves (shared/stream/parallel.ts readAndEncode; `alloc` gives each
+ * chunk its memory).
+ */
+export type FileBytes = { chunks: AsyncIterable<Buffer> } | { path: string; alloc: (n: number) => Buffer };
+
+type Bytes = ({ chunks: AsyncIterator<Buffer> } | { path: string; alloc: (n: number) => Buffer }) & { started?: (frames: AsyncGenerator<CodecResult>) => void };
+
 /** Sends one file as its own repository object (PutBackupFile): header, frames, trailer with the checksums. */
-export async function uploadChunks<M, R>(open: OpenCall<M, R>, msgs: UploadMessages<M>, chunks: AsyncIterable<Buffer>,
+export async function uploadChunks<M, R>(open: OpenCall<M, R>, msgs: UploadMessages<M>, bytes: FileBytes,
   codec: Codec, pages?: PageSpec): Promise<{ result: R; checksums: StoredChecksums; pageResult?: PageChecksumResult }> {
-  const iterator = chunks[Symbol.asyncIterator]();
+  const iterator = 'chunks' in bytes ? bytes.chunks[Symbol.asyncIterator]() : undefined;
+  let frames: AsyncGenerator<CodecResult> | undefined;
+  const source: Bytes = { ...(iterator ? { chunks: iterator } : bytes as { path: string; alloc: (n: number) => Buffer }), started: (f) => { frames = f; } };
   const { result, value } = await upload(open, msgs.header, async (write) => {
-    const sent = await writeFrames(write, msgs.toData, iterator, codec, pages);
+    const sent = await writeFrames(write, msgs.toData, source, codec, pages);
     await write(msgs.toTrailer(sent.checksums, sent.pageResult));
     return sent;
-  }, () => void iterator.return?.(undefined).catch(() => undefined));
+  }, () => {
+    // whatever still reads the file stops (and a file the workers read is closed once their reads end)
+    void iterator?.return?.(undefined).catch(() => undefined);
+    void frames?.return(undefined).catch(() => undefined);
+  });
   return { result, ...value };
 }

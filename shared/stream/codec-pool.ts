@@ -3,6 +3,8 @@ import { UserError } from '../errors';
 import { memoryProbe } from '../thread-memory';
 import { workerScript } from '../worker-script';
 import { BufferRing } from './buffer-ring';
+import { Sha1Thread } from './sha1-thread';
+import { transferable } from './transferable';
 import { runCodecTask, type CodecResult, type CodecTask, type PageTask } from './codec-task';
 
 /**
@@ -18,19 +20,19 @@ export interface CodecReply {
   data?: Uint8Array;
   badBlocks?: number[];
   sha1?: string;
+  /** the chunk, handed back (a task with keepInput) */
+  input?: Uint8Array;
+  /** bytes read (a task with read) */
+  read?: number;
   /** the task's buffers the worker no longer needs (its input, an unused `out`), handed back for reuse */
   spare?: Uint8Array[];
   error?: string;
   code?: string;
 }
 
-/**
- * The buffers that can be moved to another thread instead of copied: any whose memory is not
- * Node's shared pool of small buffers (moving that would detach it under every other small Buffer).
- */
-export function transferable(b: Uint8Array): ArrayBuffer[] {
-  return b.buffer instanceof ArrayBuffer && b.buffer.byteLength > Buffer.poolSize ? [b.buffer] : [];
-}
+export { transferable };
+
+const asBuffer = (b: Uint8Array): Buffer => Buffer.from(b.buffer, b.byteOffset, b.byteLength);
 
 /** A frame that does not compress or decompress: on restore, a damaged repository copy. */
 export class CodecError extends Error {
@@ -49,6 +51,10 @@ export interface ChunkWork {
   pages?: PageTask;
   /** take its SHA-1 (a file that is one chunk) */
   hash?: boolean;
+  /** hand the chunk back with its frame (its SHA-1 is taken in file order elsewhere: CodecPool.sha1) */
+  keepInput?: boolean;
+  /** read the chunk first, into the chunk's memory, from this open file at this position (CodecTask.read) */
+  read?: { fd: number; position: number };
   /**
    * compress into one of the ring's buffers, leaving this many bytes free before the frame (for a
    * message header written around it without copying it: shared/stream/raw-message.ts); the
@@ -81,6 +87,11 @@ export class CodecPool {
   readonly chunks: Limiter;
   /** frame-sized buffers that travel to the workers and back, used again (buffer-ring.ts) */
   readonly ring: BufferRing;
+  /**
+   * the SHA-1 of a backup's files of more than one chunk, in file order, off the main thread
+   * (the chunks come back from their codec workers with their frames: ChunkWork.keepInput)
+   */
+  readonly sha1 = new Sha1Thread();
   private readonly slots: Slot[] = [];
   private readonly queue: CodecTask[] = [];
   private readonly pending = new Map<number, Pending & { slot?: Slot }>();
@@ -119,7 +130,7 @@ export class CodecPool {
    */
   encodeChunk(type: string, level: number, chunk: Buffer, work: ChunkWork = {}): Promise<CodecResult> {
     const out = work.headroom !== undefined && type !== 'none' ? this.ring.takeWhole().subarray(work.headroom) : undefined;
-    return this.submit({ op: 'encode', type, level, data: chunk, out, pages: work.pages, hash: work.hash });
+    return this.submit({ op: 'encode', type, level, data: chunk, out, pages: work.pages, hash: work.hash, keepInput: work.keepInput, read: work.read });
   }
 
   /**
@@ -136,11 +147,12 @@ export class CodecPool {
     this.fail(new UserError('the codec pool was closed'));
     await Promise.all(this.slots.map((s) => s.probe?.collect()));
     await Promise.all(this.slots.map((s) => s.worker.terminate()));
+    await this.sha1.close();
   }
 
   private submit(work: Omit<CodecTask, 'id'>): Promise<CodecResult> {
     if (this.closed) return Promise.reject(new UserError('the codec pool is closed'));
-    if (work.data.length <= INLINE_BYTES) {
+    if (work.data.length <= INLINE_BYTES && !work.read) {
       let result: CodecResult | undefined;
       try {
         result = runCodecTask({ id: 0, ...work });
@@ -150,7 +162,7 @@ export class CodecPool {
       } finally {
         // what the result does not use goes back to the ring, as a worker's spare buffers do
         if (result?.data.buffer !== work.out?.buffer) this.ring.give(work.out);
-        if (result?.data.buffer !== work.data.buffer) this.ring.give(work.data);
+        if (result?.data.buffer !== work.data.buffer && !result?.input) this.ring.give(work.data);
       }
     }
     const id = this.nextId++;
@@ -180,7 +192,7 @@ export class CodecPool {
     this.pending.delete(reply.id);
     for (const b of reply.spare ?? []) this.ring.give(b);
     if (p) {
-      if (reply.data) p.resolve({ data: Buffer.from(reply.data.buffer, reply.data.byteOffset, reply.data.byteLength), badBlocks: reply.badBlocks, sha1: reply.sha1 });
+      if (reply.data) p.resolve({ data: asBuffer(reply.data), badBlocks: reply.badBlocks, sha1: reply.sha1, input: reply.input && asBuffer(reply.input), read: reply.read });
       else p.reject(new CodecError(reply.error));
     }
     if (this.pending.size === 0) for (const s of this.slots) s.worker.unref();

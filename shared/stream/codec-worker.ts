@@ -4,8 +4,8 @@ import { transferable, type CodecReply } from './codec-pool';
 import { runCodecTask, type CodecTask } from './codec-task';
 
 /** The task's buffers whose memory the result does not use: they go back for reuse. */
-function spareOf(task: CodecTask, result?: Uint8Array): Uint8Array[] {
-  return [task.data, task.out].filter((b): b is Uint8Array => b !== undefined && b.buffer !== result?.buffer && transferable(b).length > 0);
+function spareOf(task: CodecTask, result?: Uint8Array, input?: Uint8Array): Uint8Array[] {
+  return [task.data, task.out].filter((b): b is Uint8Array => b !== undefined && b.buffer !== result?.buffer && b.buffer !== input?.buffer && transferable(b).length > 0);
 }
 
 /**
@@ -17,11 +17,11 @@ serveMemoryProbe(workerData);
 parentPort!.on('message', (task: CodecTask) => {
   let reply: CodecReply;
   try {
-    const { data, badBlocks, sha1 } = runCodecTask(task);
-    reply = { id: task.id, data, badBlocks, sha1, spare: spareOf(task, data) };
+    const { data, badBlocks, sha1, input, read } = runCodecTask(task);
+    reply = { id: task.id, data, badBlocks, sha1, input, read, spare: spareOf(task, data, input) };
   } catch (err) {
     reply = { id: task.id, error: (err as Error).message, code: (err as { code?: string }).code, spare: spareOf(task) };
   }
-  const moved = [reply.data, ...(reply.spare ?? [])].flatMap((b) => (b ? transferable(b) : []));
+  const moved = [reply.data, reply.input, ...(reply.spare ?? [])].flatMap((b) => (b ? transferable(b) : []));
   parentPort!.postMessage(reply, [...new Set(moved)]);
 });

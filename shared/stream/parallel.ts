@@ -225,6 +225,8 @@ export interface ChunkPlan {
   pages?: { firstBlock: number; lsnLimit: LsnHalves };
   /** take the SHA-1 of the file in the worker (a file of one chunk: the caller knows it has no second) */
   hashInWorker?: boolean;
+  /** hand each chunk back with its frame (CodecResult.input), for a SHA-1 taken in order elsewhere */
+  keepInput?: boolean;
   /** leave this many bytes free before each frame (CodecPool.encodeChunk) */
   headroom?: number;
   /**
@@ -248,8 +250,56 @@ export function encodeChunks(chunks: AsyncIterable<Buffer>, plan: ChunkPlan, poo
     if (pages && offset % PAGE_SIZE !== 0) throw new Error(`encodeChunks: a chunk starts at ${offset}, not at a page`);
     offset += chunk.length;
     if (plan.type === 'none' && !pages && !plan.hashInWorker) return Promise.resolve({ data: chunk });
-    return pool.encodeChunk(plan.type, plan.level, chunk, { pages, hash: plan.hashInWorker, headroom: plan.headroom });
+    return pool.encodeChunk(plan.type, plan.level, chunk, { pages, hash: plan.hashInWorker, headroom: plan.headroom, keepInput: plan.keepInput });
   }, plan.priority);
+}
+
+/**
+ * A large file's frames, in order, from chunks its codec workers read themselves (CodecTask.read):
+ * each worker reads its chunk at its offset, checks its pages and compresses it, so the main
+ * thread never touches the bytes and no read waits for a round trip through libuv's thread pool
+ * (for a backup's largest file, its critical path, those hops set the pace). Reads go on until
+ * one comes back short, as fileChunks does; the few already started past that point are dropped.
+ * Every chunk is FRAME_SIZE (so each starts at a page); `alloc` gives each its memory (the pool's
+ * ring: it comes back with the frame). The file is opened on the first pull, and closed once
+ * iteration ends and every read started has.
+ */
+export async function* readAndEncode(file: string, plan: ChunkPlan, pool: CodecPool, alloc: (n: number) => Buffer): AsyncGenerator<CodecResult> {
+  const handle = await fsp.open(file, 'r');
+  const fd = handle.fd;
+  let ended = false;
+  const started = new Set<Promise<CodecResult>>();
+  const positions = (async function* () {
+    for (let at = 0; !ended; at += FRAME_SIZE) yield at;
+  })();
+  const results = ordered(positions, windowFor(pool), pool, (at) => {
+    const pages = plan.pages && { firstBlock: plan.pages.firstBlock + at / PAGE_SIZE, lsnHi: plan.pages.lsnLimit.hi, lsnLo: plan.pages.lsnLimit.lo };
+    const p = pool.encodeChunk(plan.type, plan.level, alloc(FRAME_SIZE),
+      { pages, keepInput: plan.keepInput, headroom: plan.headroom, read: { fd, position: at } });
+    started.add(p);
+    p.then(() => started.delete(p), () => started.delete(p));
+    return p;
+  }, plan.priority);
+  let first = true;
+  try {
+    for await (const r of results) {
+      // an empty file is one empty frame; past the end, a read is dropped
+      if (ended || (r.read === 0 && !first)) {
+        pool.ring.give(r.data);
+        pool.ring.give(r.input);
+        ended = true;
+        continue;
+      }
+      first = false;
+      if (r.read! < FRAME_SIZE) ended = true;
+      yield r;
+    }
+  } finally {
+    ended = true;
+    // no worker may still be reading when the descriptor is closed (its number would be reused)
+    await Promise.allSettled([...started]);
+    await handle.close();
+  }
 }
 
 /** Yields what `source` yields; once the consumer asks for the next, the previous goes back to the ring. */
