@@ -1,5 +1,6 @@
 import fs from 'node:fs';
 import { X509Certificate } from 'node:crypto';
+import type { ConnectionOptions } from 'node:tls';
 import * as grpc from '@grpc/grpc-js';
 import { UserError } from './errors';
 import type { Options } from './config/options';
@@ -53,12 +54,27 @@ function silenceIpServerNameWarning(): void {
 
 let warningSilenced = false;
 
-export function clientCredentials(files: TlsFiles): grpc.ChannelCredentials {
+function silenceOnce(): void {
   if (!warningSilenced) {
     warningSilenced = true;
     silenceIpServerNameWarning();
   }
+}
+
+export function clientCredentials(files: TlsFiles): grpc.ChannelCredentials {
+  silenceOnce();
   return grpc.credentials.createSsl(files.ca, files.key, files.cert);
+}
+
+/**
+ * TLS options for a connection dialed without grpc-js (agent/transfer/raw-download.ts) that checks
+ * what grpc-js's credentials above check: the server's certificate must chain to the CA and name
+ * `host` (tls.checkServerIdentity, the server name being the host, as grpc-js sets it), and this
+ * program shows its own certificate.
+ */
+export function clientTlsOptions(files: TlsFiles, host: string): Pick<ConnectionOptions, 'ca' | 'key' | 'cert' | 'servername' | 'rejectUnauthorized'> {
+  silenceOnce();
+  return { ca: files.ca, key: files.key, cert: files.cert, servername: host, rejectUnauthorized: true };
 }
 
 /**

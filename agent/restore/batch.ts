@@ -1,5 +1,6 @@
 import { UserError } from '../../shared/errors';
 import type { BackupFilesChunk__Output } from '../../shared/generated/pgrepo/v1/BackupFilesChunk';
+import type { GetBackupFilesRequest } from '../../shared/generated/pgrepo/v1/GetBackupFilesRequest';
 import type { RepositoryClient } from '../transfer/client';
 import type { CodecPool } from '../../shared/stream/codec-pool';
 import type { ManifestFile__Output } from '../../shared/generated/pgrepo/v1/ManifestFile';
@@ -51,14 +52,19 @@ async function* messagesOf(stream: AsyncIterator<BackupFilesChunk__Output>, inde
   }
 }
 
+/** What fetchBatch calls on: the grpc-js client (main thread) or a restore worker's RawDownloadClient. */
+export interface BatchSource {
+  GetBackupFiles(request: GetBackupFilesRequest): AsyncIterable<BackupFilesChunk__Output> & { cancel(): void };
+}
+
 /**
  * Fetches `files` of backup `label` in one call and hands each file's messages to `write` in turn
  * (which must read them to the end). A failure cancels the call.
  */
-export async function fetchBatch<T extends { name: string }>(client: RepositoryClient, stanza: string, label: string, files: readonly T[],
+export async function fetchBatch<T extends { name: string }>(client: BatchSource, stanza: string, label: string, files: readonly T[],
   write: (file: T, messages: AsyncIterable<{ data: Buffer }>) => Promise<void>): Promise<void> {
   const call = client.GetBackupFiles({ stanza, label, names: files.map((f) => f.name) });
-  const stream = (call as AsyncIterable<BackupFilesChunk__Output>)[Symbol.asyncIterator]();
+  const stream = call[Symbol.asyncIterator]();
   let finished = false;
   try {
     for (let i = 0; i < files.length; i++) await write(files[i], messagesOf(stream, i, files[i].name));

@@ -5,7 +5,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { serveMemoryProbe } from '../../shared/thread-memory';
 import { describeCallError, isServiceError, UserError } from '../../shared/errors';
 import { isCodecError } from '../../shared/stream/codec-pool';
-import { repositoryClient } from '../transfer/client';
+import { RawDownloadClient } from '../transfer/raw-download';
 import { dataChunks } from '../transfer/download';
 import { fetchBatch } from './batch';
 import { checkRestored, modeOf, undecodable } from './file';
@@ -25,9 +25,10 @@ import type { FetchFile, FetchReply, FetchTask, FetchWorkerData, FlushRequest, P
 const { server, tls, writeLock } = workerData as FetchWorkerData;
 const partWrites = new WriteLock(writeLock);
 serveMemoryProbe(workerData);
-// Buffers arrive as plain Uint8Arrays: grpc-js wants Buffers
+// Buffers arrive as plain Uint8Arrays
 const asBuffer = (b: Uint8Array) => Buffer.from(b.buffer, b.byteOffset, b.byteLength);
-const client = repositoryClient(server, { ...tls, cert: asBuffer(tls.cert), key: asBuffer(tls.key), ca: asBuffer(tls.ca) });
+// the two download calls on node:http2, each message received into memory reused for the call (raw-download.ts)
+const client = new RawDownloadClient(server, { ...tls, cert: asBuffer(tls.cert), key: asBuffer(tls.key), ca: asBuffer(tls.ca) });
 const scratch = new ReceiveScratch();
 
 /** Files at least this large are fsynced as soon as they are written; smaller ones are made durable all together at the end (syncfs). */
