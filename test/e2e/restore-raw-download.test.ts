@@ -3,7 +3,7 @@
  * real repository server over real mutual TLS: what it receives is exactly what the repository
  * stores, one file per call and many per call, and a file restored through it matches byte for
  * byte; the server's refusals arrive as the server worded them (a file not in the backup, a
- * stanza outside the agent's rule, a certificate from another CA), and a repository file gone
+ * stanza outside the agent's rule, a certificate from another CA, a server certificate the client does not trust), and a repository file gone
  * missing fails the operator's restore with a message naming the file and the damage.
  */
 import fs from 'node:fs';
@@ -17,10 +17,11 @@ import { useFixture, type Fixture } from '../harness/fixture';
 import { backupBigTable, restoreWith, type BigTableBackup } from '../harness/restore';
 import { scenario } from '../harness/scenario';
 
-function clientFor(fx: Fixture, cn: string, foreign = false): RawDownloadClient {
-  const pair = foreign ? fx.certs.foreign.client(cn) : fx.certs.client(cn);
+/** A client with `cn`'s certificate, from the installation's CA or the foreign one, trusting the installation's CA or not. */
+function clientFor(fx: Fixture, cn: string, o: { foreignCert?: boolean; foreignCa?: boolean } = {}): RawDownloadClient {
+  const pair = o.foreignCert ? fx.certs.foreign.client(cn) : fx.certs.client(cn);
   return new RawDownloadClient(fx.server.address, {
-    cert: fs.readFileSync(pair.cert), key: fs.readFileSync(pair.key), ca: fs.readFileSync(fx.certs.ca), certFile: pair.cert,
+    cert: fs.readFileSync(pair.cert), key: fs.readFileSync(pair.key), ca: fs.readFileSync(o.foreignCa ? fx.certs.foreign.ca : fx.certs.ca), certFile: pair.cert,
   });
 }
 
@@ -91,11 +92,16 @@ describe('the restore workers receive files on node:http2', () => {
     expect(stanza.code).toBe(grpc.status.PERMISSION_DENIED);
     expect(describeCallError(stanza, fx.server.address)).toBe("'db2' is not authorized for stanza 'other'");
 
-    const foreign = clientFor(fx, 'db2', true);
-    clients.push(foreign);
+    const foreign = clientFor(fx, 'db2', { foreignCert: true });
+    const wrongCa = clientFor(fx, 'db2', { foreignCa: true });
+    clients.push(foreign, wrongCa);
     const refused = await failureOf(foreign.GetBackupFile({ stanza: 'main', label: s.label, name: 'pg_data/PG_VERSION' }));
     expect(refused.code).toBe(grpc.status.UNAUTHENTICATED);
     expect(refused.details).toMatch(/refused this client/);
+    // the server's certificate does not chain to the CA this client trusts: grpc-js's error, and the same advice
+    const untrusted = await failureOf(wrongCa.GetBackupFile({ stanza: 'main', label: s.label, name: 'pg_data/PG_VERSION' }));
+    expect(untrusted.code).toBe(grpc.status.UNAVAILABLE);
+    expect(describeCallError(untrusted, fx.server.address)).toMatch(/^TLS handshake with \S+ failed \(No connection established\. Last error: .*certificate.*\): check that --tls-ca/);
   });
 
   step('a stored file gone from the repository fails the restore, naming the file and the damage; it is not left behind', async () => {
