@@ -10,7 +10,7 @@ export interface BundleReadTask {
   files: Array<{ path: string; size: number; firstBlock: number | null; name: string; mtime: number; mode: string; user: string; group: string }>;
 }
 
-/** What a reader thread made of one file. */
+/** What a codec thread made of one bundled file. */
 export interface ReadFileResult {
   /** dropped since the listing: nothing to send */
   gone: boolean;
