@@ -3,8 +3,8 @@ import { messageLength, writeMessage, type ProtoFields } from '../../shared/stre
 import type { BlockRange } from '../../shared/stream/page-checksum';
 
 /*
- * The BundleUpload messages of a bundle's files, encoded where the files are read (a reader
- * thread): one message carries the pieces of many small files, and the main thread writes it as
+ * The BundleUpload messages of a bundle's files, encoded where the files are read (a codec
+ * thread, bundle-read.ts): one message carries the pieces of many small files, and the main thread writes it as
  * it is. Three messages per file, each through protobufjs, grpc-js and HTTP/2 on the main thread
  * and again through the server's, were most of what a bundle of 8 KiB files cost.
  * Field numbers are repository.proto's (BundleUpload.files, BundleFiles.piece, BundlePiece,
@@ -48,9 +48,20 @@ function trailerFields(t: PieceTrailer): ProtoFields {
 }
 
 /**
+ * Where this thread builds a message before copying it out at its size. A message of compressed
+ * small files is mostly far below MESSAGE_DATA (128 one-page tables at zst-3: ~30 KB), and a
+ * fresh buffer of MESSAGE_DATA per message, touched at its start only, came from glibc's arena
+ * of the thread that built it and went back to it once the main thread had sent it: tens of MiB
+ * of arenas per thread at the peak of a bundled backup. Messages are built one at a time, each
+ * within one synchronous task, so one per thread is enough.
+ */
+let scratch: Buffer | undefined;
+
+/**
  * Builds the messages of a batch of files: add() each piece in order (a file's first has its
  * header, its last its trailer; a small file is one piece with both), then finish(). Each
- * message's memory is its own, to be transferred to the main thread.
+ * message's memory is its own and of its size, to be transferred to the main thread. One batch
+ * at a time per thread (they share this thread's scratch buffer).
  */
 export class BundleMessages {
   private buf: Buffer | undefined;
@@ -63,8 +74,8 @@ export class BundleMessages {
     const need = 1 + varintLength(n) + n;
     if (this.buf && this.at + need > this.buf.length) this.flush();
     if (!this.buf) {
-      // pages of the buffer that are never written are never resident: a batch of a few small compressed files costs its size
-      this.buf = Buffer.allocUnsafeSlow(Math.max(MESSAGE_DATA + 128 * 1024, OUTER + need));
+      if (!scratch || scratch.length < OUTER + need) scratch = Buffer.allocUnsafeSlow(Math.max(MESSAGE_DATA + 128 * 1024, OUTER + need));
+      this.buf = scratch;
       this.at = OUTER;
     }
     this.buf[this.at++] = (FILES_PIECE << 3) | 2;
@@ -87,6 +98,8 @@ export class BundleMessages {
     const start = OUTER - 1 - varintLength(inner);
     buf[start] = (UPLOAD_FILES << 3) | 2;
     putVarint(buf, start + 1, inner);
-    this.done.push(buf.subarray(start, this.at));
+    const message = Buffer.allocUnsafeSlow(this.at - start);
+    buf.copy(message, 0, start, this.at);
+    this.done.push(message);
   }
 }

@@ -16,7 +16,6 @@ import { fetchBaseline } from './baseline';
 import { fromDisk, fromMemory, sendBundle, sendFile, type PageCheck, type Sent } from './send-file';
 import { acrossTablespaces, bundled, ByteBudget, bytesInFlight, filesInFlight, inFlightBudget, largestFirst, tablespaceOfFile } from '../transfer/schedule';
 import { CodecPool } from '../../shared/stream/codec-pool';
-import { BundleReaders } from './bundle-reader';
 import { HashSize } from '../../shared/stream/hash-size';
 import { PAGE_SIZE, describeBlocks } from '../../shared/stream/page-checksum';
 import { parseLsn } from '../../shared/wal';
@@ -79,9 +78,8 @@ interface CopyContext {
   progress: ProgressReporter;
   warn: (message: string, detail?: Record<string, unknown>) => void;
   cancelled: () => boolean;
+  /** the codec threads, which also read the bundles' files */
   pool: CodecPool;
-  /** the bundles' file readers; null without --bundle */
-  readers: BundleReaders | null;
 }
 
 /** What one file sent said about its pages; counts the files with invalid ones. */
@@ -128,7 +126,7 @@ async function copyFiles(c: CopyContext, toRead: ToRead[]): Promise<number> {
     await budget.take(bytes);
     try {
       if (item.kind === 'file') return await sendAlone(item.file);
-      const sent = await sendBundle(c.ctx, c.job, c.jobId, item.files.map((x) => fromDisk(x.file, c.pageCheck)), c.pageCheck?.lsnLimit ?? 0n, c.readers!);
+      const sent = await sendBundle(c.ctx, c.job, c.jobId, item.files.map((x) => fromDisk(x.file, c.pageCheck)), c.pageCheck?.lsnLimit ?? 0n, c.pool);
       item.files.forEach((x, i) => {
         if (sent[i]) pageErrorFiles += pageReport(c, x.file, sent[i]!);
       });
@@ -183,7 +181,6 @@ async function listAndPlan(ctx: AgentContext, jobId: string, job: BackupJob__Out
 export async function runBackupJob(ctx: AgentContext, jobId: string, job: BackupJob__Output, reply: Reply, cancelled: () => boolean): Promise<void> {
   const client: Client = await connectPg(ctx.pg, 'pgrepo-agent backup');
   const pool = new CodecPool(job.process_max || 1);
-  const readers = job.bundle_limit > 0 ? new BundleReaders(job.process_max || 1) : null;
   const warn = (message: string, detail: Record<string, unknown> = {}) => {
     ctx.log.warn({ label: job.label, ...detail }, message);
     reply({ warning: message });
@@ -226,7 +223,7 @@ export async function runBackupJob(ctx: AgentContext, jobId: string, job: Backup
     for (const { file, action } of listed.kept) unchanged.add(file, action);
     listed.kept.length = 0;
     const progress = new ProgressReporter(bytesTotal, filesToRead + 2, (p) => reply({ progress: p }));
-    const pageErrorFiles = await copyFiles({ ctx, job, jobId, pageCheck, unchanged, progress, warn, cancelled, pool, readers }, toRead);
+    const pageErrorFiles = await copyFiles({ ctx, job, jobId, pageCheck, unchanged, progress, warn, cancelled, pool }, toRead);
     if (cancelled()) throw new UserError('the backup was cancelled');
     unchanged.flush();
 
@@ -240,6 +237,5 @@ export async function runBackupJob(ctx: AgentContext, jobId: string, job: Backup
     // closing the session ends a backup that did not reach pg_backup_stop (non-exclusive mode)
     await client.end().catch(() => undefined);
     await pool.close();
-    await readers?.close();
   }
 }

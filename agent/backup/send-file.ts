@@ -13,7 +13,7 @@ import type { AgentContext } from '../context';
 import { upload, uploadChunks, type Codec, type FileBytes, type PageSpec } from '../transfer/upload';
 import { FRAME_SIZE } from '../../shared/stream/frame-codec';
 import { HEADROOM, RawMessage } from '../../shared/stream/raw-message';
-import type { BundleReaders } from './bundle-reader';
+import { readBundleBatch } from './bundle-reader';
 import type { ListedFile } from './file-list';
 import { groupName, userName } from './owners';
 import { firstBlockOf } from './page-check';
@@ -108,7 +108,7 @@ export async function sendFile(ctx: AgentContext, job: BackupJob__Output, jobId:
   return { size: checksums.original.size, pageErrors: pageResult?.errors ?? [] };
 }
 
-/** A bundle's files go to the reader threads in batches of about this many original bytes (and at most BATCH_FILES). */
+/** A bundle's files go to the codec threads in batches of about this many original bytes (and at most BATCH_FILES). */
 const BATCH_BYTES = 1024 * 1024;
 const BATCH_FILES = 256;
 
@@ -129,16 +129,16 @@ function batchesOf(files: FileToSend[]): FileToSend[][] {
 }
 
 /**
- * Sends small files as one bundle (--bundle); null for a file gone since the listing. The reader
+ * Sends small files as one bundle (--bundle); null for a file gone since the listing. The codec
  * threads read, hash, page-check and compress a batch of its files, and encode the messages that
  * carry them, while the previous batch is sent: the main thread only writes those messages.
  */
 export async function sendBundle(ctx: AgentContext, job: BackupJob__Output, jobId: string, files: FileToSend[], lsnLimit: bigint,
-  readers: BundleReaders): Promise<Array<Sent | null>> {
+  pool: CodecPool): Promise<Array<Sent | null>> {
   const batches = batchesOf(files);
   const read = (batch: FileToSend[] | undefined) => {
     if (!batch) return undefined;
-    const p = readers.read({ type: job.compress_type, level: job.compress_level, lsnLimit,
+    const p = readBundleBatch(pool, { type: job.compress_type, level: job.compress_level, lsnLimit,
       files: batch.map((f) => ({
         path: f.where, size: f.size, firstBlock: f.firstBlock, name: f.name, mtime: f.mtime, mode: f.mode, user: userName(f.uid), group: groupName(f.gid),
       })) });

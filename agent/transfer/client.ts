@@ -8,7 +8,7 @@ let RawClient: grpc.ServiceClientConstructor | undefined;
 
 /**
  * The repository's client, whose PutBackupFile also sends data messages already encoded
- * (agent/transfer/upload.ts), and PutBundle the messages a bundle's reader threads encoded.
+ * (agent/transfer/upload.ts), and PutBundle the messages a bundle's codec threads encoded (agent/backup/bundle-read.ts).
  */
 export function repositoryClient(address: string, tls: TlsFiles): RepositoryClient {
   const service = loadProto().pgrepo.v1.Repository.service;

@@ -26,8 +26,27 @@ export interface CodecReply {
   read?: number;
   /** the task's buffers the worker no longer needs (its input, an unused `out`), handed back for reuse */
   spare?: Uint8Array[];
+  /** what a RunTask's module returned */
+  result?: unknown;
   error?: string;
   code?: string;
+}
+
+/**
+ * Work of another kind for the same threads (CodecPool.run): the worker loads `module` (a built
+ * script, see shared/worker-script.ts) on first use and calls its `runTask(payload)`.
+ */
+export interface RunTask {
+  id: number;
+  op: 'run';
+  module: string;
+  payload: unknown;
+}
+
+/** What a RunTask's module exports. */
+export interface TaskModule {
+  /** the result, and the buffers in it to move (not copy) back to the caller */
+  runTask(payload: unknown): { result: unknown; transfer: ArrayBuffer[] };
 }
 
 export { transferable };
@@ -64,7 +83,7 @@ export interface ChunkWork {
 }
 
 interface Pending {
-  resolve: (r: CodecResult) => void;
+  settle: (r: CodecReply) => void;
   reject: (e: Error) => void;
 }
 
@@ -78,6 +97,8 @@ interface Slot {
  * N worker threads that compress and decompress frames: --process-max N spreads the codec work
  * of backup and restore over N cores while the main thread reads, hashes and sends. Tasks queue
  * in order of submission; each worker holds at most two, so it never waits for the main thread.
+ * The same threads run other per-byte work of a job (run(): a backup's bundled small files), so
+ * a job has one set of N threads, each a V8 isolate of ~10 MiB, not one set per kind of work.
  */
 export class CodecPool {
   /**
@@ -93,7 +114,7 @@ export class CodecPool {
    */
   readonly sha1 = new Sha1Thread();
   private readonly slots: Slot[] = [];
-  private readonly queue: CodecTask[] = [];
+  private readonly queue: Array<CodecTask | RunTask> = [];
   private readonly pending = new Map<number, Pending & { slot?: Slot }>();
   private nextId = 1;
   private closed = false;
@@ -142,6 +163,17 @@ export class CodecPool {
     return (await this.submit({ op: 'decode', type, level: 0, data: frame, out: reuse && type !== 'gz' ? this.ring.takeWhole() : undefined })).data;
   }
 
+  /**
+   * Runs `payload` through `module`'s runTask on one of the threads (RunTask), queued with the
+   * codec tasks; its failure rejects with the error's message and code (not a CodecError).
+   */
+  run<R>(module: string, payload: unknown): Promise<R> {
+    return this.post({ op: 'run', module, payload }, (reply) => {
+      if (reply.error === undefined) return reply.result as R;
+      throw Object.assign(new Error(reply.error), { code: reply.code });
+    });
+  }
+
   async close(): Promise<void> {
     this.closed = true;
     this.fail(new UserError('the codec pool was closed'));
@@ -165,12 +197,27 @@ export class CodecPool {
         if (result?.data.buffer !== work.data.buffer && !result?.input) this.ring.give(work.data);
       }
     }
+    return this.post(work, (reply) => {
+      if (!reply.data) throw new CodecError(reply.error);
+      return { data: asBuffer(reply.data), badBlocks: reply.badBlocks, sha1: reply.sha1, input: reply.input && asBuffer(reply.input), read: reply.read };
+    });
+  }
+
+  /** Queues a task for the threads; `outcome` turns the reply into the result (or throws). */
+  private post<R>(work: Omit<CodecTask, 'id'> | Omit<RunTask, 'id'>, outcome: (reply: CodecReply) => R): Promise<R> {
+    if (this.closed) return Promise.reject(new UserError('the codec pool is closed'));
     const id = this.nextId++;
     // idle workers must not keep a process alive; busy ones must, or a waiting caller is dropped
     if (this.pending.size === 0) for (const s of this.slots) s.worker.ref();
-    return new Promise<CodecResult>((resolve, reject) => {
-      this.pending.set(id, { resolve, reject });
-      this.queue.push({ id, ...work });
+    return new Promise<R>((resolve, reject) => {
+      this.pending.set(id, { settle: (reply) => {
+        try {
+          resolve(outcome(reply));
+        } catch (err) {
+          reject(err as Error);
+        }
+      }, reject });
+      this.queue.push({ id, ...work } as CodecTask | RunTask);
       this.dispatch();
     });
   }
@@ -182,7 +229,8 @@ export class CodecPool {
       const task = this.queue.shift()!;
       slot.busy++;
       this.pending.get(task.id)!.slot = slot;
-      slot.worker.postMessage(task, [...transferable(task.data), ...(task.out ? transferable(task.out) : [])]);
+      // a chunk's memory moves to the worker; a RunTask's payload is copied
+      slot.worker.postMessage(task, task.op === 'run' ? [] : [...transferable(task.data), ...(task.out ? transferable(task.out) : [])]);
     }
   }
 
@@ -191,10 +239,7 @@ export class CodecPool {
     const p = this.pending.get(reply.id);
     this.pending.delete(reply.id);
     for (const b of reply.spare ?? []) this.ring.give(b);
-    if (p) {
-      if (reply.data) p.resolve({ data: asBuffer(reply.data), badBlocks: reply.badBlocks, sha1: reply.sha1, input: reply.input && asBuffer(reply.input), read: reply.read });
-      else p.reject(new CodecError(reply.error));
-    }
+    p?.settle(reply);
     if (this.pending.size === 0) for (const s of this.slots) s.worker.unref();
     this.dispatch();
   }

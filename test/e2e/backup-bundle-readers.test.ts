@@ -1,5 +1,5 @@
 /**
- * Bundled files are read, hashed, page-checked and compressed by the agent's reader threads
+ * Bundled files are read, hashed, page-checked and compressed by the agent's codec threads
  * (agent/backup/bundle-reader.ts), not the main thread. What must still hold there: a bad page
  * in a bundled file is found, warned about and recorded; a bundled file the agent cannot read
  * fails the backup with a message naming the file (no stack trace, nothing recorded as done),
@@ -21,7 +21,7 @@ const PAGE = 8192;
 const BAD_BLOCK = 2;
 const BUNDLE = ['--bundle', '--bundle-limit', '1MiB', '--bundle-size', '2MiB', '--process-max', '2'];
 
-describe('bundled files through the reader threads', () => {
+describe('bundled files through the codec threads', () => {
   const fixture = useFixture();
   const step = scenario();
   const s: { bad?: string; locked?: string; digest?: unknown; label?: string } = {};
@@ -76,7 +76,7 @@ describe('bundled files through the reader threads', () => {
     expect(bad).toMatchObject({ checksumPage: false, checksumPageError: [BAD_BLOCK] });
     expect(bad.bundleId).toBeGreaterThan(0);
     expect(m.files.find((f) => f.name === s.locked)).toMatchObject({ checksumPage: true, bundleId: expect.any(Number) });
-    // relation files were checked in the reader threads and every other one is fine
+    // relation files were checked in the codec threads and every other one is fine
     const checked = m.files.filter((f) => f.checksumPage !== undefined);
     expect(checked.length).toBeGreaterThan(100);
     expect(checked.filter((f) => f.checksumPage === false).map((f) => f.name)).toEqual([s.bad]);

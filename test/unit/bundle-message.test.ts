@@ -1,5 +1,5 @@
 /**
- * A bundle's messages as the reader threads encode them by hand (agent/backup/bundle-message.ts,
+ * A bundle's messages as the codec threads encode them by hand (agent/backup/bundle-message.ts,
  * shared/stream/proto-encode.ts), checked against protobufjs through the real service
  * definition, and taken apart by the server's BundleReceiver (repo-server/commands/receive-bundle.ts)
  * into a real temp file: every file's bytes at its offset, its trailer checked, pieces out of
@@ -40,7 +40,7 @@ function file(name: string, frames: Buffer[], opts: { compressType?: string; pag
   };
 }
 
-/** The files as the reader thread adds them: a piece per frame, header on the first, trailer on the last. */
+/** The files as a codec thread adds them: a piece per frame, header on the first, trailer on the last. */
 function encode(files: TestFile[]): Buffer[] {
   const out = new BundleMessages();
   for (const f of files) f.frames.forEach((frame, i) => out.add(i === 0 ? f.header : undefined, frame, i === f.frames.length - 1 ? f.trailer : undefined));

@@ -1,12 +1,10 @@
 import fs from 'node:fs';
 import { createHash } from 'node:crypto';
-import { parentPort, workerData } from 'node:worker_threads';
-import { serveMemoryProbe } from '../../shared/thread-memory';
 import { encodeFrame, FRAME_SIZE } from '../../shared/stream/frame-codec';
 import { PageChecksumFilter } from '../../shared/stream/page-checksum';
-import { transferable } from '../../shared/stream/codec-pool';
+import { transferable } from '../../shared/stream/transferable';
 import { BundleMessages } from './bundle-message';
-import type { BundleReadReply, BundleReadTask, ReadFileResult } from './bundle-reader';
+import type { BundleBatchRead, BundleReadTask, ReadFileResult } from './bundle-reader';
 
 /*
  * Memory this thread reads files into and compresses frames into, used again for every file: a
@@ -78,21 +76,16 @@ function readFile(task: BundleReadTask, i: number, out: BundleMessages): ReadFil
 }
 
 /**
- * A backup's small-file reader: open, read, close, SHA-1, page checksums, compression and the
- * messages of a batch of small files, off the main thread, which only writes what comes back.
- * Synchronous calls are right here: this thread does nothing else, and several of them overlap
- * their disk waits.
+ * A batch of a bundle's small files, on a thread of the backup's CodecPool (its RunTask; see
+ * bundle-reader.ts): open, read, close, SHA-1, page checksums, compression and the messages
+ * that carry them, off the main thread, which only writes what comes back. Synchronous calls
+ * are right here: the thread does nothing else meanwhile, and several threads overlap their
+ * disk waits. A failure (a file that cannot be read) throws, with its code.
  */
-serveMemoryProbe(workerData);
-parentPort!.on('message', (task: BundleReadTask) => {
-  let reply: BundleReadReply;
-  try {
-    const out = new BundleMessages();
-    const results = task.files.map((_f, i) => readFile(task, i, out));
-    reply = { id: task.id, results, messages: out.finish() };
-  } catch (err) {
-    reply = { id: task.id, error: (err as Error).message, code: (err as NodeJS.ErrnoException).code };
-  }
-  const moved = (reply.messages ?? []).flatMap((b) => transferable(b));
-  parentPort!.postMessage(reply, [...new Set(moved)]);
-});
+export function runTask(payload: unknown): { result: BundleBatchRead; transfer: ArrayBuffer[] } {
+  const task = payload as BundleReadTask;
+  const out = new BundleMessages();
+  const results = task.files.map((_f, i) => readFile(task, i, out));
+  const messages = out.finish();
+  return { result: { results, messages }, transfer: [...new Set(messages.flatMap((b) => transferable(b)))] };
+}
