@@ -10,6 +10,7 @@ import { dataChunks } from '../transfer/download';
 import { fetchBatch } from './batch';
 import { checkRestored, modeOf, undecodable } from './file';
 import { FileReceiver, ReceiveScratch, UnframedError } from './receive';
+import { DIRECT_MIN, FileWriter, openForWrite, readToEnd } from './file-writer';
 import { WriteLock } from './write-lock';
 import type { FileChunk__Output } from '../../shared/generated/pgrepo/v1/FileChunk';
 import { syncFile } from '../../shared/fs-sync';
@@ -59,25 +60,65 @@ const begun = new Map<string, { hash: Hash; size: number }>();
 // the process's umask (a worker can read it, not set it)
 const umask = process.umask();
 
+/** A file open for writing and its writer; close() gives everything back, however the writing ended. */
+interface Output {
+  fd: number;
+  writer: FileWriter;
+  close(): void;
+}
+
 /**
- * Opens `dest` for writing from byte 0. Returns whether the file still needs its mode set: not
+ * Opens a file with `open` and makes its writer from `position`: with direct I/O (file-writer.ts)
+ * when `direct` is wanted, aligned memory can be had, and the file system takes it.
+ */
+function output(open: (direct: boolean) => { fd: number; direct: boolean }, dest: string, position: number, direct: boolean, lock?: WriteLock): Output {
+  const staging = direct ? scratch.takeStaging() : undefined;
+  let opened;
+  try {
+    opened = open(staging !== undefined);
+  } catch (err) {
+    if (staging) scratch.giveStaging(staging);
+    throw err;
+  }
+  const { fd } = opened;
+  const used = opened.direct ? staging : undefined;
+  if (staging && !used) scratch.giveStaging(staging);
+  const writer = new FileWriter(fd, position, used && { path: dest, staging: used }, lock);
+  return {
+    fd,
+    writer,
+    close: () => {
+      writer.release();
+      if (used) scratch.giveStaging(used);
+      fs.closeSync(fd);
+    },
+  };
+}
+
+/**
+ * Opens `dest` for writing from byte 0. `chmod`: whether the file still needs its mode set; not
  * when open(2) created it with that mode (as for most files of a restore, one syscall fewer each).
  */
-function create(dest: string, mode: number): { fd: number; chmod: boolean } {
-  try {
-    return { fd: fs.openSync(dest, 'wx', mode), chmod: (mode & ~umask) !== mode || (mode & ~0o777) !== 0 };
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-    // there already (--delta, --force): truncated, keeping its mode until set
-    return { fd: fs.openSync(dest, 'w', mode), chmod: true };
-  }
+function create(dest: string, mode: number, direct: boolean): Output & { chmod: boolean } {
+  let chmod = (mode & ~umask) !== mode || (mode & ~0o777) !== 0;
+  const out = output((d) => {
+    try {
+      return openForWrite(dest, 'wx', mode, d);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      // there already (--delta, --force): truncated, keeping its mode until set
+      chmod = true;
+      return openForWrite(dest, 'w', mode, d);
+    }
+  }, dest, 0, direct);
+  return { ...out, chmod };
 }
 
 async function receive(messages: AsyncIterable<{ data?: Buffer }>, label: string, f: FetchFile): Promise<void> {
   const { file, dest, durable } = f;
-  const { fd, chmod } = create(dest, modeOf(file));
+  const out = create(dest, modeOf(file), file.size >= DIRECT_MIN && !durable);
   let complete = false;
-  const receiver = new FileReceiver(fd, file.compress_type, scratch);
+  const receiver = new FileReceiver(out.writer, file.compress_type, scratch);
   try {
     let sums;
     try {
@@ -88,13 +129,13 @@ async function receive(messages: AsyncIterable<{ data?: Buffer }>, label: string
       throw err;
     }
     checkRestored(file, label, sums);
-    if (chmod) fs.fchmodSync(fd, modeOf(file));
-    fs.futimesSync(fd, file.timestamp, file.timestamp);
-    if (durable) fs.fsyncSync(fd);
+    if (out.chmod) fs.fchmodSync(out.fd, modeOf(file));
+    fs.futimesSync(out.fd, file.timestamp, file.timestamp);
+    if (durable) fs.fsyncSync(out.fd);
     complete = true;
   } finally {
     receiver.release();
-    fs.closeSync(fd);
+    out.close();
     // a file cut short must not stay behind looking restored (a --force delta goes by size and time)
     if (!complete) fs.rmSync(dest, { force: true });
   }
@@ -129,7 +170,7 @@ async function run(task: FetchTask): Promise<Done> {
 async function receivePart(task: FetchTask, f: FetchFile): Promise<Done> {
   const { index, parts } = task.part!;
   const call = client.GetBackupFile({ stanza: task.stanza, label: task.label, name: f.file.name, part: index, parts });
-  const fd = fs.openSync(f.dest, 'r+');
+  let out: Output | undefined;
   let receiver: FileReceiver | undefined;
   const hash = index === 0 ? createHash('sha1') : undefined;
   try {
@@ -139,7 +180,8 @@ async function receivePart(task: FetchTask, f: FetchFile): Promise<Done> {
       for await (const m of call as AsyncIterable<FileChunk__Output>) {
         if (!receiver) {
           offset = m.original_offset;
-          receiver = new FileReceiver(fd, f.file.compress_type, scratch, { position: offset, hash, lock: partWrites });
+          out = output((direct) => openForWrite(f.dest, 'r+', 0, direct), f.dest, offset, true, partWrites);
+          receiver = new FileReceiver(out.writer, f.file.compress_type, scratch, { hash });
         }
         if (m.data.length > 0) receiver.push(m.data);
       }
@@ -157,29 +199,31 @@ async function receivePart(task: FetchTask, f: FetchFile): Promise<Done> {
     throw err;
   } finally {
     receiver?.release();
-    fs.closeSync(fd);
+    out?.close();
   }
 }
 
 /**
  * A file written in parts (split.ts checked that they lie end to end from byte 0): its SHA-1 over
  * the original bytes in order, carried on from where part 0 (received on this worker) took it, by
- * reading the later parts back from the file; checked; given its mode and time.
+ * reading the later parts back from the file (with direct I/O, as they were written); checked;
+ * given its mode and time.
  */
 function verifyWhole(label: string, f: FetchFile, stored: number): void {
   const { file, dest, durable } = f;
   const fd = fs.openSync(dest, 'r+');
+  const from = begun.get(dest);
+  begun.delete(dest);
+  const hash = from?.hash ?? createHash('sha1');
+  const staging = scratch.takeStaging();
   try {
-    const from = begun.get(dest);
-    begun.delete(dest);
-    const hash = from?.hash ?? createHash('sha1');
-    let size = from?.size ?? 0;
-    for (let n; (n = fs.readSync(fd, scratch.out, 0, scratch.out.length, size)) > 0; size += n) hash.update(scratch.out.subarray(0, n));
+    const size = readToEnd(dest, fd, from?.size ?? 0, staging, scratch.out, (b) => hash.update(b));
     checkRestored(file, label, { original: { size, checksum: hash.digest('hex') }, storedSize: stored });
     fs.fchmodSync(fd, modeOf(file));
     fs.futimesSync(fd, file.timestamp, file.timestamp);
     if (durable) fs.fsyncSync(fd);
   } finally {
+    if (staging) scratch.giveStaging(staging);
     fs.closeSync(fd);
   }
   flushSoon(f);
