@@ -2,8 +2,11 @@
  * Restores only, for working on the restore path (not a test: `npm run bench:restore`,
  * bench/README.md): one full backup with each tool of one cached cluster, then BENCH_RUNS rounds of
  * one restore each, the tools taking turns who goes first, each restore on the same footing as in
- * `npm run bench` (the other's files kept until both are done, dirty pages flushed first). With
- * BENCH_PERF=DIR, `perf record -a -g` runs around each pgrepo restore (DIR/restore-N.perf).
+ * `npm run bench` (the other's files kept until both are done, dirty pages flushed first, and
+ * BENCH_COOL_SECONDS, default 15, between rounds: on this VM memory freed for a few seconds goes
+ * back to the host, and a restore right after the last round's removal would get warm pages where
+ * the other tool got cold ones). With BENCH_PERF=DIR, `perf record -a -g` runs around each pgrepo
+ * restore (DIR/restore-N.perf).
  */
 import { spawn } from 'node:child_process';
 import fsp from 'node:fs/promises';
@@ -23,6 +26,7 @@ const [TYPE, LEVEL] = (env.BENCH_CODEC ?? 'lz4:1').split(':');
 const P = Number(env.BENCH_PROCESS_MAX ?? 2);
 const RUNS = Number(env.BENCH_RUNS ?? 3);
 const PERF = env.BENCH_PERF;
+const COOL_SECONDS = Number(env.BENCH_COOL_SECONDS ?? 15);
 
 /** Runs `work` under `perf record -a -g` into `file`. */
 async function perfRecorded<T>(file: string, work: () => Promise<T>): Promise<T> {
@@ -77,6 +81,7 @@ it(`${CLUSTER}: restores, pgrepo against pgBackRest`, async () => {
       console.log(rows.at(-1));
       await fsp.rm(t.pgrepoTarget, { recursive: true, force: true });
       await fsp.rm(brTarget, { recursive: true, force: true });
+      if (run + 1 < RUNS) await new Promise((r) => setTimeout(r, COOL_SECONDS * 1000));
     }
     const med = (xs: Array<[number, number]>, i: number) => median(xs.map((x) => x[i]));
     rows.push(`| median | ${med(figures.pgrepo, 0).toFixed(2)} | ${med(figures.pgrepo, 1).toFixed(1)} | ${med(figures.pgbackrest, 0).toFixed(2)} | ${med(figures.pgbackrest, 1).toFixed(1)} | `

@@ -64,7 +64,16 @@ const umask = process.umask();
 interface Output {
   fd: number;
   writer: FileWriter;
-  close(): void;
+  close(): Promise<void>;
+}
+
+/** Two aligned buffers for a direct writer, or undefined when they cannot be had. */
+function takeStaging(): [Buffer, Buffer] | undefined {
+  const a = scratch.takeStaging();
+  const b = a && scratch.takeStaging();
+  if (b) return [a!, b];
+  if (a) scratch.giveStaging(a);
+  return undefined;
 }
 
 /**
@@ -72,24 +81,26 @@ interface Output {
  * when `direct` is wanted, aligned memory can be had, and the file system takes it.
  */
 function output(open: (direct: boolean) => { fd: number; direct: boolean }, dest: string, position: number, direct: boolean, lock?: WriteLock): Output {
-  const staging = direct ? scratch.takeStaging() : undefined;
+  const staging = direct ? takeStaging() : undefined;
+  const giveBack = (buffers?: Buffer[]) => buffers?.forEach((b) => scratch.giveStaging(b));
   let opened;
   try {
     opened = open(staging !== undefined);
   } catch (err) {
-    if (staging) scratch.giveStaging(staging);
+    giveBack(staging);
     throw err;
   }
   const { fd } = opened;
   const used = opened.direct ? staging : undefined;
-  if (staging && !used) scratch.giveStaging(staging);
+  if (!used) giveBack(staging);
   const writer = new FileWriter(fd, position, used && { path: dest, staging: used }, lock);
   return {
     fd,
     writer,
-    close: () => {
-      writer.release();
-      if (used) scratch.giveStaging(used);
+    close: async () => {
+      // no write may still be in flight into the descriptor or from the buffers
+      await writer.close();
+      giveBack(used);
       fs.closeSync(fd);
     },
   };
@@ -122,8 +133,8 @@ async function receive(messages: AsyncIterable<{ data?: Buffer }>, label: string
   try {
     let sums;
     try {
-      for await (const data of dataChunks(messages)) receiver.push(data);
-      sums = receiver.finish();
+      for await (const data of dataChunks(messages)) await receiver.push(data);
+      sums = await receiver.finish();
     } catch (err) {
       if (isCodecError(err)) throw undecodable(file, label, err);
       throw err;
@@ -135,7 +146,7 @@ async function receive(messages: AsyncIterable<{ data?: Buffer }>, label: string
     complete = true;
   } finally {
     receiver.release();
-    out.close();
+    await out.close();
     // a file cut short must not stay behind looking restored (a --force delta goes by size and time)
     if (!complete) fs.rmSync(dest, { force: true });
   }
@@ -183,10 +194,10 @@ async function receivePart(task: FetchTask, f: FetchFile): Promise<Done> {
           out = output((direct) => openForWrite(f.dest, 'r+', 0, direct), f.dest, offset, true, partWrites);
           receiver = new FileReceiver(out.writer, f.file.compress_type, scratch, { hash });
         }
-        if (m.data.length > 0) receiver.push(m.data);
+        if (m.data.length > 0) await receiver.push(m.data);
       }
       if (!receiver) throw new UserError(`the repository server sent nothing of part ${index + 1} of ${parts} of file ${f.file.name}`);
-      const sums = receiver.finish();
+      const sums = await receiver.finish();
       const written: PartWritten = { offset, size: sums.original.size };
       if (hash) begun.set(f.dest, { hash, size: written.size });
       return { stored: sums.storedSize, written };
@@ -199,7 +210,7 @@ async function receivePart(task: FetchTask, f: FetchFile): Promise<Done> {
     throw err;
   } finally {
     receiver?.release();
-    out?.close();
+    await out?.close();
   }
 }
 

@@ -78,34 +78,34 @@ export class FileReceiver {
     this.hash = part ? part.hash : createHash('sha1');
   }
 
-  /** Gives the memory back; call once done with the receiver, however it ended. */
+  /** Gives the memory back; call once done with the receiver, however it ended (the writer is its caller's). */
   release(): void {
     if (this.carry) this.scratch.give(this.carry);
     this.carry = undefined;
-    this.writer.release();
   }
 
-  push(data: Buffer): void {
+  /** Takes the next received bytes; `data` must stay as it is until the promise settles (the writer may wait for the disk). */
+  async push(data: Buffer): Promise<void> {
     this.stored += data.length;
     if (this.type === 'none') {
-      this.emit(data);
+      await this.emit(data);
       return;
     }
-    let pos = this.carried > 0 ? this.completeCarried(data) : 0;
+    let pos = this.carried > 0 ? await this.completeCarried(data) : 0;
     while (pos < data.length) {
       const n = frameLength(this.type, data.subarray(pos), data.length - pos);
       if (n === 'unknown') throw new UnframedError(`the stored ${this.type} bytes are not frames this reader can delimit`);
       if (n === 'more') break;
-      this.decode(data.subarray(pos, pos + n));
+      await this.decode(data.subarray(pos, pos + n));
       pos += n;
     }
     if (pos < data.length) this.keep(data, pos, data.length - pos);
   }
 
   /** Writes what the writer holds; the sizes, and of a whole file its SHA-1 (of a part: '', its caller's hash goes on). */
-  finish(): Downloaded {
+  async finish(): Promise<Downloaded> {
     if (this.carried > 0) throw truncated(this.type, this.carried);
-    this.writer.end();
+    await this.writer.end();
     const checksum = this.part ? '' : this.hash!.digest('hex');
     return { original: { size: this.size, checksum }, storedSize: this.stored };
   }
@@ -115,13 +115,13 @@ export class FileReceiver {
    * its length is known and it is whole; decodes it. Returns where in `data` the next frame
    * starts (all of `data`, when the frame goes on).
    */
-  private completeCarried(data: Buffer): number {
+  private async completeCarried(data: Buffer): Promise<number> {
     let pos = 0;
     for (;;) {
       const n = frameLength(this.type, this.carry!, this.carried);
       if (n === 'unknown') throw new UnframedError(`the stored ${this.type} bytes are not frames this reader can delimit`);
       if (typeof n === 'number') {
-        this.decode(this.carry!.subarray(0, n));
+        await this.decode(this.carry!.subarray(0, n));
         // what was copied past the frame's end is read again from `data`, where it still is
         const next = pos - (this.carried - n);
         this.carried = 0;
@@ -145,19 +145,19 @@ export class FileReceiver {
     this.carried += n;
   }
 
-  private decode(frame: Buffer): void {
+  private decode(frame: Buffer): Promise<void> | undefined {
     let original: Buffer;
     try {
       original = decodeFrame(this.type, frame, this.scratch.out);
     } catch (err) {
       throw new CodecError((err as Error).message);
     }
-    this.emit(original);
+    return this.emit(original);
   }
 
-  private emit(b: Buffer): void {
+  private emit(b: Buffer): Promise<void> | undefined {
     this.hash?.update(b);
-    this.writer.write(b);
     this.size += b.length;
+    return this.writer.write(b);
   }
 }

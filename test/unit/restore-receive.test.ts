@@ -14,7 +14,7 @@ import zlib from 'node:zlib';
 import { afterAll, describe, expect, it } from 'vitest';
 import { encodeFrame, FRAME_SIZE } from '../../shared/stream/frame-codec';
 import { FileReceiver, ReceiveScratch, UnframedError } from '../../agent/restore/receive';
-import { FileWriter, openForWrite, readToEnd } from '../../agent/restore/file-writer';
+import { alignedBuffer, FileWriter, openForWrite, readToEnd, STAGING_SIZE } from '../../agent/restore/file-writer';
 import { partsFor, partsMisfit } from '../../agent/restore/split';
 import type { PartWritten } from '../../agent/restore/fetch-pool';
 import { frameIndex, partRange, plainIndex } from '../../shared/stream/frame-walk';
@@ -40,56 +40,61 @@ function pieces(b: Buffer, size: number): Buffer[] {
 }
 
 /** A writer into `file` from `position`, with direct I/O when `direct` (where the file system takes it). */
-function writerInto(file: string, flags: 'w' | 'r+', position: number, direct: boolean, scratch: ReceiveScratch) {
-  const staging = direct ? scratch.takeStaging() : undefined;
-  const opened = openForWrite(file, flags, 0o600, staging !== undefined);
-  const writer = new FileWriter(opened.fd, position, opened.direct ? { path: file, staging: staging! } : undefined);
-  return { writer, close: () => fs.closeSync(opened.fd) };
+function writerInto(file: string, flags: 'w' | 'r+', position: number, direct: boolean) {
+  const opened = openForWrite(file, flags, 0o600, direct);
+  const writer = new FileWriter(opened.fd, position, opened.direct ? { path: file, staging: [alignedBuffer(STAGING_SIZE), alignedBuffer(STAGING_SIZE)] } : undefined);
+  return {
+    writer,
+    close: async () => {
+      await writer.close();
+      fs.closeSync(opened.fd);
+    },
+  };
 }
 
 let n = 0;
-function receive(type: string, parts: Buffer[], scratch = new ReceiveScratch(), direct = false) {
+async function receive(type: string, parts: Buffer[], scratch = new ReceiveScratch(), direct = false) {
   const file = path.join(dir, `f${n++}`);
-  const { writer, close } = writerInto(file, 'w', 0, direct, scratch);
+  const { writer, close } = writerInto(file, 'w', 0, direct);
   try {
     const r = new FileReceiver(writer, type, scratch);
     try {
-      for (const p of parts) r.push(p);
-      return { sums: r.finish(), written: fs.readFileSync(file) };
+      for (const p of parts) await r.push(p);
+      return { sums: await r.finish(), written: fs.readFileSync(file) };
     } finally {
       r.release();
     }
   } finally {
-    close();
+    await close();
   }
 }
 
 describe('FileReceiver', () => {
   const sha1 = createHash('sha1').update(original).digest('hex');
 
-  it.each(['zst', 'lz4', 'gz', 'none'].flatMap((type) => [[type, false], [type, true]] as const))('%s, direct I/O %s: the original bytes, their SHA-1 and the stored size, however the stored bytes are cut', (type, direct) => {
+  it.each(['zst', 'lz4', 'gz', 'none'].flatMap((type) => [[type, false], [type, true]] as const))('%s, direct I/O %s: the original bytes, their SHA-1 and the stored size, however the stored bytes are cut', async (type, direct) => {
     const s = stored(type);
     const scratch = new ReceiveScratch();
     for (const size of [s.length, FRAME_SIZE, FRAME_SIZE + 4096, 300_000, 65_537, 4096]) {
-      const { sums, written } = receive(type, pieces(s, size), scratch, direct);
+      const { sums, written } = await receive(type, pieces(s, size), scratch, direct);
       expect(sums.original, `${type} cut every ${size} bytes`).toEqual({ size: original.length, checksum: sha1 });
       expect(sums.storedSize).toBe(s.length);
       expect(written.equals(original), `${type} cut every ${size} bytes: the file's bytes`).toBe(true);
     }
   });
 
-  it('a stream that ends in the middle of a frame is damage', () => {
+  it('a stream that ends in the middle of a frame is damage', async () => {
     const s = stored('zst');
-    expect(() => receive('zst', pieces(s.subarray(0, s.length - 100), 100_000))).toThrow(/ends in the middle of a frame.*truncated/);
+    await expect(receive('zst', pieces(s.subarray(0, s.length - 100), 100_000))).rejects.toThrow(/ends in the middle of a frame.*truncated/);
   });
 
-  it('bytes that are not delimited frames (one ordinary gzip member) go to the other path', () => {
-    expect(() => receive('gz', pieces(zlib.gzipSync(original), 100_000))).toThrow(UnframedError);
+  it('bytes that are not delimited frames (one ordinary gzip member) go to the other path', async () => {
+    await expect(receive('gz', pieces(zlib.gzipSync(original), 100_000))).rejects.toThrow(UnframedError);
   });
 });
 
 describe('FileReceiver writing a part at its offset', () => {
-  it.each(['zst', 'lz4', 'gz', 'none'].flatMap((type) => [[type, false], [type, true]] as const))('%s, direct I/O %s: two parts, received in either order at the offsets the frame index gives, make the file; part 0 begins its SHA-1', (type, direct) => {
+  it.each(['zst', 'lz4', 'gz', 'none'].flatMap((type) => [[type, false], [type, true]] as const))('%s, direct I/O %s: two parts, received in either order at the offsets the frame index gives, make the file; part 0 begins its SHA-1', async (type, direct) => {
     const s = stored(type);
     const index = type === 'none' ? plainIndex(s.length) : frameIndex(type, (p, len) => s.subarray(p, p + len), s.length)!;
     const file = path.join(dir, `parts-${type}-${direct}`);
@@ -99,17 +104,17 @@ describe('FileReceiver writing a part at its offset', () => {
     const scratch = new ReceiveScratch();
     for (const part of [1, 0]) {
       const { start, length, firstFrame } = partRange(index.stored, s.length, part, 2);
-      const { writer, close } = writerInto(file, 'r+', index.original[firstFrame], direct, scratch);
+      const { writer, close } = writerInto(file, 'r+', index.original[firstFrame], direct);
       const r = new FileReceiver(writer, type, scratch, { hash: part === 0 ? hash : undefined });
       try {
-        for (const p of pieces(s.subarray(start, start + length), 300_000)) r.push(p);
-        const sums = r.finish();
+        for (const p of pieces(s.subarray(start, start + length), 300_000)) await r.push(p);
+        const sums = await r.finish();
         expect(sums.storedSize).toBe(length);
         expect(sums.original.checksum, 'a part does not end the hash').toBe('');
         written[part] = { offset: index.original[firstFrame], size: sums.original.size };
       } finally {
         r.release();
-        close();
+        await close();
       }
     }
     const bytes = fs.readFileSync(file);
