@@ -14,7 +14,7 @@ import path from 'node:path';
 import { afterAll, it } from 'vitest';
 import { runCleanups } from '../test/harness/cleanup';
 import { runOk } from '../test/harness/system';
-import { codecName, STANZA, startTools } from './backup-matrix';
+import { codecName, STANZA, withTools } from './backup-matrix';
 import { clusterKind, DEFAULT_SIZES, ensureCluster, type ClusterName } from './clusters';
 import { loadAverage, measured, median } from './measure';
 import { ownedDir } from './setup';
@@ -44,14 +44,13 @@ async function perfRecorded<T>(file: string, work: () => Promise<T>): Promise<T>
 it(`${CLUSTER}: restores, pgrepo against pgBackRest`, async () => {
   const socketDir = await ownedDir(path.join(BENCH_DIR, 'sock'));
   const bench = await ensureCluster(BENCH_DIR, clusterKind(CLUSTER, DEFAULT_SIZES), socketDir);
-  const t = await startTools(path.join(BENCH_DIR, 'run-restore'), bench);
   const codec = { type: TYPE, level: Number(LEVEL ?? 0) };
   const name = `${codecName(codec)} p${P}`;
   const level = TYPE === 'none' ? [] : [LEVEL];
-  const brTarget = path.join(t.restoreRoot, 'pgbackrest');
   const rows: string[] = [];
   const figures = { pgrepo: [] as Array<[number, number]>, pgbackrest: [] as Array<[number, number]> };
-  try {
+  await withTools(path.join(BENCH_DIR, 'run-restore'), bench, async (t) => {
+    const brTarget = path.join(t.restoreRoot, 'pgbackrest');
     await t.ctl(['backup', '--stanza', STANZA, '--type', 'full', '--start-fast', '--compress-type', TYPE, ...level.flatMap((l) => ['--compress-level', l]),
       '--process-max', String(P), '--archive-timeout', '600']);
     await t.br(['backup', '--type=full', `--compress-type=${TYPE}`, ...level.map((l) => `--compress-level=${l}`), `--process-max=${P}`]);
@@ -87,11 +86,7 @@ it(`${CLUSTER}: restores, pgrepo against pgBackRest`, async () => {
     rows.push(`| median | ${med(figures.pgrepo, 0).toFixed(2)} | ${med(figures.pgrepo, 1).toFixed(1)} | ${med(figures.pgbackrest, 0).toFixed(2)} | ${med(figures.pgbackrest, 1).toFixed(1)} | `
       + `${(med(figures.pgrepo, 0) / med(figures.pgbackrest, 0)).toFixed(2)} | ${loadAverage()} |`);
     console.log([`${CLUSTER} restore ${name}`, '| run | pgrepo s | pgrepo CPU s | pgBackRest s | pgBackRest CPU s | wall ratio | load (1 min) at the start |', '|---|---|---|---|---|---|---|', ...rows].join('\n'));
-  } finally {
-    await t.agent1.stop();
-    await t.agent2.stop();
-    await t.stop();
-  }
+  });
 }, 3_600_000);
 
 afterAll(async () => {
