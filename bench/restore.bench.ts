@@ -59,6 +59,7 @@ it(`${CLUSTER}: restores, pgrepo against pgBackRest`, async () => {
       const go = () => measured(`pgrepo restore ${name}`, [t.agent2, t.server.proc], () => t.ctl(['restore', '--stanza', STANZA, '--host', 'db2', '--pg-path', t.pgrepoTarget, '--process-max', String(P)]));
       const r = PERF ? await perfRecorded(path.join(PERF, `restore-${run}.perf`), go) : await go();
       figures.pgrepo.push([r.wall, r.cpu]);
+      console.log(`[bench] pgrepo restore ${name}: agent peak RSS ${(r.rss[0] / 2 ** 20).toFixed(0)} MiB`);
     };
     const pgbackrest = async () => {
       await ownedDir(brTarget);
