@@ -177,6 +177,18 @@ export async function startTools(workDir: string, bench: BenchCluster, serverArg
   }
 }
 
+/** Starts the tools (startTools), runs `body` with them, and stops the agents, the server and the cluster however it ends. */
+export async function withTools<T>(workDir: string, bench: BenchCluster, body: (t: Tools) => Promise<T>): Promise<T> {
+  const t = await startTools(workDir, bench);
+  try {
+    return await body(t);
+  } finally {
+    await t.agent1.stop();
+    await t.agent2.stop();
+    await t.stop();
+  }
+}
+
 /** Runs the matrix on a cluster that is stopped; leaves it stopped. */
 export async function runMatrix(o: MatrixOptions): Promise<MatrixResult> {
   const { kind, cluster } = o.bench;

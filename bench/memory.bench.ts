@@ -10,7 +10,7 @@ import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, it } from 'vitest';
 import { runCleanups } from '../test/harness/cleanup';
-import { startTools, STANZA } from './backup-matrix';
+import { STANZA, withTools } from './backup-matrix';
 import { clusterKind, DEFAULT_SIZES, ensureCluster, type ClusterName } from './clusters';
 import { loadAverage } from './measure';
 import { ownedDir } from './setup';
@@ -64,9 +64,8 @@ it(`${CLUSTER}: agent memory per process-max`, async () => {
   const socketDir = await ownedDir(path.join(BENCH_DIR, 'sock'));
   const kind = clusterKind(CLUSTER, DEFAULT_SIZES);
   const bench = await ensureCluster(BENCH_DIR, kind, socketDir);
-  const t = await startTools(path.join(BENCH_DIR, 'run-memory'), bench);
   const out: string[] = [`load ${loadAverage()} at the start`, '| what | p | wall s | agent CPU s | VmHWM MiB | sampled peak RSS MiB | at the peak (MiB) | threads |', '|---|---|---|---|---|---|---|---|'];
-  try {
+  await withTools(path.join(BENCH_DIR, 'run-memory'), bench, async (t) => {
     for (const p of PROCESS_MAX) {
       for (const [what, agent, work] of [
         ['backup', t.agent1, () => t.ctl(['backup', '--stanza', STANZA, '--type', 'full', '--start-fast', '--compress-type', CODEC[0], ...(CODEC[1] ? ['--compress-level', CODEC[1]] : []),
@@ -92,11 +91,7 @@ it(`${CLUSTER}: agent memory per process-max`, async () => {
     out.push(`load ${loadAverage()} at the end`);
     console.log(out.join('\n'));
     fs.writeFileSync(path.join(BENCH_DIR, `memory-${CLUSTER}.md`), out.join('\n') + '\n');
-  } finally {
-    await t.agent1.stop();
-    await t.agent2.stop();
-    await t.stop();
-  }
+  });
 }, 3_600_000);
 
 afterAll(async () => {

@@ -10,6 +10,7 @@ import { dataChunks } from '../transfer/download';
 import { fetchBatch } from './batch';
 import { checkRestored, modeOf, undecodable } from './file';
 import { FileReceiver, ReceiveScratch, UnframedError } from './receive';
+import { DIRECT_MIN, FileWriter, openForWrite, readToEnd } from './file-writer';
 import { WriteLock } from './write-lock';
 import type { FileChunk__Output } from '../../shared/generated/pgrepo/v1/FileChunk';
 import { syncFile } from '../../shared/fs-sync';
@@ -60,42 +61,93 @@ const begun = new Map<string, { hash: Hash; size: number }>();
 // the process's umask (a worker can read it, not set it)
 const umask = process.umask();
 
+/** A file open for writing and its writer; close() gives everything back, however the writing ended. */
+interface Output {
+  fd: number;
+  writer: FileWriter;
+  close(): Promise<void>;
+}
+
+/** Two aligned buffers for a direct writer, or undefined when they cannot be had. */
+function takeStaging(): [Buffer, Buffer] | undefined {
+  const a = scratch.takeStaging();
+  const b = a && scratch.takeStaging();
+  if (b) return [a!, b];
+  if (a) scratch.giveStaging(a);
+  return undefined;
+}
+
 /**
- * Opens `dest` for writing from byte 0. Returns whether the file still needs its mode set: not
+ * Opens a file with `open` and makes its writer from `position`: with direct I/O (file-writer.ts)
+ * when `direct` is wanted, aligned memory can be had, and the file system takes it.
+ */
+function output(open: (direct: boolean) => { fd: number; direct: boolean }, dest: string, position: number, direct: boolean, lock?: WriteLock): Output {
+  const staging = direct ? takeStaging() : undefined;
+  const giveBack = (buffers?: Buffer[]) => buffers?.forEach((b) => scratch.giveStaging(b));
+  let opened;
+  try {
+    opened = open(staging !== undefined);
+  } catch (err) {
+    giveBack(staging);
+    throw err;
+  }
+  const { fd } = opened;
+  const used = opened.direct ? staging : undefined;
+  if (!used) giveBack(staging);
+  const writer = new FileWriter(fd, position, used && { path: dest, staging: used }, lock);
+  return {
+    fd,
+    writer,
+    close: async () => {
+      // no write may still be in flight into the descriptor or from the buffers
+      await writer.close();
+      giveBack(used);
+      fs.closeSync(fd);
+    },
+  };
+}
+
+/**
+ * Opens `dest` for writing from byte 0. `chmod`: whether the file still needs its mode set; not
  * when open(2) created it with that mode (as for most files of a restore, one syscall fewer each).
  */
-function create(dest: string, mode: number): { fd: number; chmod: boolean } {
-  try {
-    return { fd: fs.openSync(dest, 'wx', mode), chmod: (mode & ~umask) !== mode || (mode & ~0o777) !== 0 };
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-    // there already (--delta, --force): truncated, keeping its mode until set
-    return { fd: fs.openSync(dest, 'w', mode), chmod: true };
-  }
+function create(dest: string, mode: number, direct: boolean): Output & { chmod: boolean } {
+  let chmod = (mode & ~umask) !== mode || (mode & ~0o777) !== 0;
+  const out = output((d) => {
+    try {
+      return openForWrite(dest, 'wx', mode, d);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      // there already (--delta, --force): truncated, keeping its mode until set
+      chmod = true;
+      return openForWrite(dest, 'w', mode, d);
+    }
+  }, dest, 0, direct);
+  return { ...out, chmod };
 }
 
 async function receive(messages: AsyncIterable<{ data?: Buffer }>, label: string, f: FetchFile): Promise<void> {
   const { file, dest, durable } = f;
-  const { fd, chmod } = create(dest, modeOf(file));
+  const out = create(dest, modeOf(file), file.size >= DIRECT_MIN && !durable);
   let complete = false;
-  const receiver = new FileReceiver(fd, file.compress_type, scratch);
+  const receiver = new FileReceiver(out.writer, file.compress_type, scratch);
   try {
     let sums;
     try {
-      for await (const data of dataChunks(messages)) receiver.push(data);
-      sums = receiver.finish();
+      for await (const data of dataChunks(messages)) await receiver.push(data);
+      sums = await receiver.finish();
     } catch (err) {
       if (isCodecError(err)) throw undecodable(file, label, err);
       throw err;
     }
     checkRestored(file, label, sums);
-    if (chmod) fs.fchmodSync(fd, modeOf(file));
-    fs.futimesSync(fd, file.timestamp, file.timestamp);
-    if (durable) fs.fsyncSync(fd);
+    if (out.chmod) fs.fchmodSync(out.fd, modeOf(file));
+    fs.futimesSync(out.fd, file.timestamp, file.timestamp);
+    if (durable) fs.fsyncSync(out.fd);
     complete = true;
   } finally {
     receiver.release();
-    fs.closeSync(fd);
+    await out.close();
     // a file cut short must not stay behind looking restored (a --force delta goes by size and time)
     if (!complete) fs.rmSync(dest, { force: true });
   }
@@ -130,7 +182,7 @@ async function run(task: FetchTask): Promise<Done> {
 async function receivePart(task: FetchTask, f: FetchFile): Promise<Done> {
   const { index, parts } = task.part!;
   const call = client.GetBackupFile({ stanza: task.stanza, label: task.label, name: f.file.name, part: index, parts });
-  const fd = fs.openSync(f.dest, 'r+');
+  let out: Output | undefined;
   let receiver: FileReceiver | undefined;
   const hash = index === 0 ? createHash('sha1') : undefined;
   try {
@@ -140,12 +192,13 @@ async function receivePart(task: FetchTask, f: FetchFile): Promise<Done> {
       for await (const m of call as AsyncIterable<FileChunk__Output>) {
         if (!receiver) {
           offset = m.original_offset;
-          receiver = new FileReceiver(fd, f.file.compress_type, scratch, { position: offset, hash, lock: partWrites });
+          out = output((direct) => openForWrite(f.dest, 'r+', 0, direct), f.dest, offset, true, partWrites);
+          receiver = new FileReceiver(out.writer, f.file.compress_type, scratch, { hash });
         }
-        if (m.data.length > 0) receiver.push(m.data);
+        if (m.data.length > 0) await receiver.push(m.data);
       }
       if (!receiver) throw new UserError(`the repository server sent nothing of part ${index + 1} of ${parts} of file ${f.file.name}`);
-      const sums = receiver.finish();
+      const sums = await receiver.finish();
       const written: PartWritten = { offset, size: sums.original.size };
       if (hash) begun.set(f.dest, { hash, size: written.size });
       return { stored: sums.storedSize, written };
@@ -158,29 +211,31 @@ async function receivePart(task: FetchTask, f: FetchFile): Promise<Done> {
     throw err;
   } finally {
     receiver?.release();
-    fs.closeSync(fd);
+    await out?.close();
   }
 }
 
 /**
  * A file written in parts (split.ts checked that they lie end to end from byte 0): its SHA-1 over
  * the original bytes in order, carried on from where part 0 (received on this worker) took it, by
- * reading the later parts back from the file; checked; given its mode and time.
+ * reading the later parts back from the file (with direct I/O, as they were written); checked;
+ * given its mode and time.
  */
 function verifyWhole(label: string, f: FetchFile, stored: number): void {
   const { file, dest, durable } = f;
   const fd = fs.openSync(dest, 'r+');
+  const from = begun.get(dest);
+  begun.delete(dest);
+  const hash = from?.hash ?? createHash('sha1');
+  const staging = scratch.takeStaging();
   try {
-    const from = begun.get(dest);
-    begun.delete(dest);
-    const hash = from?.hash ?? createHash('sha1');
-    let size = from?.size ?? 0;
-    for (let n; (n = fs.readSync(fd, scratch.out, 0, scratch.out.length, size)) > 0; size += n) hash.update(scratch.out.subarray(0, n));
+    const size = readToEnd(dest, fd, from?.size ?? 0, staging, scratch.out, (b) => hash.update(b));
     checkRestored(file, label, { original: { size, checksum: hash.digest('hex') }, storedSize: stored });
     fs.fchmodSync(fd, modeOf(file));
     fs.futimesSync(fd, file.timestamp, file.timestamp);
     if (durable) fs.fsyncSync(fd);
   } finally {
+    if (staging) scratch.giveStaging(staging);
     fs.closeSync(fd);
   }
   flushSoon(f);

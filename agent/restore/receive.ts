@@ -1,11 +1,10 @@
 import { createHash, type Hash } from 'node:crypto';
-import fs from 'node:fs';
 import { decodeFrame, frameLength } from '../../shared/stream/frame-codec';
 import { RING_BUFFER_SIZE } from '../../shared/stream/buffer-ring';
 import { truncated } from '../../shared/stream/compress';
 import { CodecError } from '../../shared/stream/codec-pool';
 import type { Downloaded } from '../transfer/download';
-import type { WriteLock } from './write-lock';
+import { alignedBuffer, STAGING_SIZE, type FileWriter } from './file-writer';
 
 /** The stored bytes stop being frames this reader can delimit (a file written without frame lengths): another path must read the file. */
 export class UnframedError extends Error {
@@ -14,12 +13,15 @@ export class UnframedError extends Error {
 
 /**
  * Memory one thread reuses for every file it receives, so a restore allocates nothing per frame:
- * one buffer to decode into (used and written at once), and the buffers in which frames that
- * arrived in pieces are put back together (one per file being received).
+ * one buffer to decode into (used and written at once), the buffers in which frames that arrived
+ * in pieces are put back together, and the aligned buffers of direct writes (one each per file
+ * being received).
  */
 export class ReceiveScratch {
   readonly out = Buffer.allocUnsafeSlow(RING_BUFFER_SIZE);
   private readonly spare: Buffer[] = [];
+  private readonly spareStaging: Buffer[] = [];
+  private noAligned = false;
 
   take(): Buffer {
     return this.spare.pop() ?? Buffer.allocUnsafeSlow(RING_BUFFER_SIZE);
@@ -28,15 +30,26 @@ export class ReceiveScratch {
   give(b: Buffer): void {
     if (this.spare.length < 8) this.spare.push(b);
   }
+
+  /** An aligned buffer for direct I/O, or undefined when none can be had (its memory is reserved like WebAssembly's: an address-space limit may refuse it). */
+  takeStaging(): Buffer | undefined {
+    const spare = this.spareStaging.pop();
+    if (spare || this.noAligned) return spare;
+    try {
+      return alignedBuffer(STAGING_SIZE);
+    } catch {
+      this.noAligned = true;
+      return undefined;
+    }
+  }
+
+  giveStaging(b: Buffer): void {
+    if (this.spareStaging.length < 4) this.spareStaging.push(b);
+  }
 }
 
 /** A step when the length of a frame that arrived in pieces is not known yet: its header and block headers come in this much at a time. */
 const PROBE = 128 * 1024 + 16;
-
-/** All of `b`, at `position` (pwrite) or, with null, at the file's current offset. */
-function writeAllSync(fd: number, b: Buffer, position: number | null): void {
-  for (let done = 0; done < b.length;) done += fs.writeSync(fd, b, done, b.length - done, position === null ? null : position + done);
-}
 
 /**
  * Writes one file from its stored bytes as they arrive, all on the calling thread (a restore
@@ -47,54 +60,53 @@ function writeAllSync(fd: number, b: Buffer, position: number | null): void {
  */
 export class FileReceiver {
   private readonly hash?: Hash;
-  private readonly position?: number;
-  private readonly lock?: WriteLock;
+  private readonly part: boolean;
   private size = 0;
   private stored = 0;
   private carried = 0;
   private carry?: Buffer;
 
   /**
-   * With `part`, the receiver writes one part of a file (split.ts) from `part.position` with
-   * pwrite(2), holding `part.lock` (the file's other parts are written by other workers), and adds
-   * what it writes to `part.hash` when given (the file's SHA-1, begun by part 0 and carried on by
-   * its caller: finish() does not end it); a later part's SHA-1 would say nothing of the file's,
-   * which is over its bytes in order.
+   * The bytes go to `writer`. With `part`, the receiver takes one part of a file (split.ts), and
+   * adds what it writes to `part.hash` when given (the file's SHA-1, begun by part 0 and carried on
+   * by its caller: finish() does not end it); a later part's SHA-1 would say nothing of the
+   * file's, which is over its bytes in order.
    */
-  constructor(private readonly fd: number, private readonly type: string, private readonly scratch: ReceiveScratch,
-    part?: { position: number; hash?: Hash; lock?: WriteLock }) {
-    this.position = part?.position;
+  constructor(private readonly writer: FileWriter, private readonly type: string, private readonly scratch: ReceiveScratch,
+    part?: { hash?: Hash }) {
+    this.part = part !== undefined;
     this.hash = part ? part.hash : createHash('sha1');
-    this.lock = part?.lock;
   }
 
-  /** Gives the memory back; call once done with the receiver, however it ended. */
+  /** Gives the memory back; call once done with the receiver, however it ended (the writer is its caller's). */
   release(): void {
     if (this.carry) this.scratch.give(this.carry);
     this.carry = undefined;
   }
 
-  push(data: Buffer): void {
+  /** Takes the next received bytes; `data` must stay as it is until the promise settles (the writer may wait for the disk). */
+  async push(data: Buffer): Promise<void> {
     this.stored += data.length;
     if (this.type === 'none') {
-      this.emit(data);
+      await this.emit(data);
       return;
     }
-    let pos = this.carried > 0 ? this.completeCarried(data) : 0;
+    let pos = this.carried > 0 ? await this.completeCarried(data) : 0;
     while (pos < data.length) {
       const n = frameLength(this.type, data.subarray(pos), data.length - pos);
       if (n === 'unknown') throw new UnframedError(`the stored ${this.type} bytes are not frames this reader can delimit`);
       if (n === 'more') break;
-      this.decode(data.subarray(pos, pos + n));
+      await this.decode(data.subarray(pos, pos + n));
       pos += n;
     }
     if (pos < data.length) this.keep(data, pos, data.length - pos);
   }
 
-  /** The sizes, and of a whole file its SHA-1 (of a part: '', its caller's hash goes on). */
-  finish(): Downloaded {
+  /** Writes what the writer holds; the sizes, and of a whole file its SHA-1 (of a part: '', its caller's hash goes on). */
+  async finish(): Promise<Downloaded> {
     if (this.carried > 0) throw truncated(this.type, this.carried);
-    const checksum = this.position === undefined ? this.hash!.digest('hex') : '';
+    await this.writer.end();
+    const checksum = this.part ? '' : this.hash!.digest('hex');
     return { original: { size: this.size, checksum }, storedSize: this.stored };
   }
 
@@ -103,13 +115,13 @@ export class FileReceiver {
    * its length is known and it is whole; decodes it. Returns where in `data` the next frame
    * starts (all of `data`, when the frame goes on).
    */
-  private completeCarried(data: Buffer): number {
+  private async completeCarried(data: Buffer): Promise<number> {
     let pos = 0;
     for (;;) {
       const n = frameLength(this.type, this.carry!, this.carried);
       if (n === 'unknown') throw new UnframedError(`the stored ${this.type} bytes are not frames this reader can delimit`);
       if (typeof n === 'number') {
-        this.decode(this.carry!.subarray(0, n));
+        await this.decode(this.carry!.subarray(0, n));
         // what was copied past the frame's end is read again from `data`, where it still is
         const next = pos - (this.carried - n);
         this.carried = 0;
@@ -133,24 +145,19 @@ export class FileReceiver {
     this.carried += n;
   }
 
-  private decode(frame: Buffer): void {
+  private decode(frame: Buffer): Promise<void> | undefined {
     let original: Buffer;
     try {
       original = decodeFrame(this.type, frame, this.scratch.out);
     } catch (err) {
       throw new CodecError((err as Error).message);
     }
-    this.emit(original);
+    return this.emit(original);
   }
 
-  private emit(b: Buffer): void {
+  private emit(b: Buffer): Promise<void> | undefined {
     this.hash?.update(b);
-    if (this.position === undefined) writeAllSync(this.fd, b, null);
-    else {
-      const at = this.position + this.size;
-      if (this.lock) this.lock.hold(() => writeAllSync(this.fd, b, at));
-      else writeAllSync(this.fd, b, at);
-    }
     this.size += b.length;
+    return this.writer.write(b);
   }
 }

@@ -4,6 +4,7 @@
  * blocks put back together from pieces, give the original bytes, their SHA-1 and the stored size;
  * a stream cut in the middle of a frame is damage; bytes that are not delimited frames are handed
  * to the other path. A part of a file (split.ts) is written at the offset the frame index gives it.
+ * Each through the page cache and with direct I/O (file-writer.ts).
  */
 import { createHash, randomBytes } from 'node:crypto';
 import fs from 'node:fs';
@@ -13,6 +14,7 @@ import zlib from 'node:zlib';
 import { afterAll, describe, expect, it } from 'vitest';
 import { encodeFrame, FRAME_SIZE } from '../../shared/stream/frame-codec';
 import { FileReceiver, ReceiveScratch, UnframedError } from '../../agent/restore/receive';
+import { alignedBuffer, FileWriter, openForWrite, readToEnd, STAGING_SIZE } from '../../agent/restore/file-writer';
 import { partsFor, partsMisfit } from '../../agent/restore/split';
 import type { PartWritten } from '../../agent/restore/fetch-pool';
 import { frameIndex, partRange, plainIndex } from '../../shared/stream/frame-walk';
@@ -37,77 +39,94 @@ function pieces(b: Buffer, size: number): Buffer[] {
   return out;
 }
 
+/** A writer into `file` from `position`, with direct I/O when `direct` (where the file system takes it). */
+function writerInto(file: string, flags: 'w' | 'r+', position: number, direct: boolean) {
+  const opened = openForWrite(file, flags, 0o600, direct);
+  const writer = new FileWriter(opened.fd, position, opened.direct ? { path: file, staging: [alignedBuffer(STAGING_SIZE), alignedBuffer(STAGING_SIZE)] } : undefined);
+  return {
+    writer,
+    close: async () => {
+      await writer.close();
+      fs.closeSync(opened.fd);
+    },
+  };
+}
+
 let n = 0;
-function receive(type: string, parts: Buffer[], scratch = new ReceiveScratch()) {
+async function receive(type: string, parts: Buffer[], scratch = new ReceiveScratch(), direct = false) {
   const file = path.join(dir, `f${n++}`);
-  const fd = fs.openSync(file, 'w');
+  const { writer, close } = writerInto(file, 'w', 0, direct);
   try {
-    const r = new FileReceiver(fd, type, scratch);
+    const r = new FileReceiver(writer, type, scratch);
     try {
-      for (const p of parts) r.push(p);
-      return { sums: r.finish(), written: fs.readFileSync(file) };
+      for (const p of parts) await r.push(p);
+      return { sums: await r.finish(), written: fs.readFileSync(file) };
     } finally {
       r.release();
     }
   } finally {
-    fs.closeSync(fd);
+    await close();
   }
 }
 
 describe('FileReceiver', () => {
   const sha1 = createHash('sha1').update(original).digest('hex');
 
-  it.each(['zst', 'lz4', 'gz', 'none'])('%s: the original bytes, their SHA-1 and the stored size, however the stored bytes are cut', (type) => {
+  it.each(['zst', 'lz4', 'gz', 'none'].flatMap((type) => [[type, false], [type, true]] as const))('%s, direct I/O %s: the original bytes, their SHA-1 and the stored size, however the stored bytes are cut', async (type, direct) => {
     const s = stored(type);
     const scratch = new ReceiveScratch();
     for (const size of [s.length, FRAME_SIZE, FRAME_SIZE + 4096, 300_000, 65_537, 4096]) {
-      const { sums, written } = receive(type, pieces(s, size), scratch);
+      const { sums, written } = await receive(type, pieces(s, size), scratch, direct);
       expect(sums.original, `${type} cut every ${size} bytes`).toEqual({ size: original.length, checksum: sha1 });
       expect(sums.storedSize).toBe(s.length);
       expect(written.equals(original), `${type} cut every ${size} bytes: the file's bytes`).toBe(true);
     }
   });
 
-  it('a stream that ends in the middle of a frame is damage', () => {
+  it('a stream that ends in the middle of a frame is damage', async () => {
     const s = stored('zst');
-    expect(() => receive('zst', pieces(s.subarray(0, s.length - 100), 100_000))).toThrow(/ends in the middle of a frame.*truncated/);
+    await expect(receive('zst', pieces(s.subarray(0, s.length - 100), 100_000))).rejects.toThrow(/ends in the middle of a frame.*truncated/);
   });
 
-  it('bytes that are not delimited frames (one ordinary gzip member) go to the other path', () => {
-    expect(() => receive('gz', pieces(zlib.gzipSync(original), 100_000))).toThrow(UnframedError);
+  it('bytes that are not delimited frames (one ordinary gzip member) go to the other path', async () => {
+    await expect(receive('gz', pieces(zlib.gzipSync(original), 100_000))).rejects.toThrow(UnframedError);
   });
 });
 
 describe('FileReceiver writing a part at its offset', () => {
-  it.each(['zst', 'lz4', 'gz', 'none'])('%s: two parts, received in either order at the offsets the frame index gives, make the file; part 0 begins its SHA-1', (type) => {
+  it.each(['zst', 'lz4', 'gz', 'none'].flatMap((type) => [[type, false], [type, true]] as const))('%s, direct I/O %s: two parts, received in either order at the offsets the frame index gives, make the file; part 0 begins its SHA-1', async (type, direct) => {
     const s = stored(type);
     const index = type === 'none' ? plainIndex(s.length) : frameIndex(type, (p, len) => s.subarray(p, p + len), s.length)!;
-    const file = path.join(dir, `parts-${type}`);
-    const fd = fs.openSync(file, 'w');
+    const file = path.join(dir, `parts-${type}-${direct}`);
+    fs.closeSync(fs.openSync(file, 'w'));
     const hash = createHash('sha1');
     const written: PartWritten[] = [];
-    try {
-      for (const part of [1, 0]) {
-        const { start, length, firstFrame } = partRange(index.stored, s.length, part, 2);
-        const r = new FileReceiver(fd, type, new ReceiveScratch(), { position: index.original[firstFrame], hash: part === 0 ? hash : undefined });
-        try {
-          for (const p of pieces(s.subarray(start, start + length), 300_000)) r.push(p);
-          const sums = r.finish();
-          expect(sums.storedSize).toBe(length);
-          expect(sums.original.checksum, 'a part does not end the hash').toBe('');
-          written[part] = { offset: index.original[firstFrame], size: sums.original.size };
-        } finally {
-          r.release();
-        }
+    const scratch = new ReceiveScratch();
+    for (const part of [1, 0]) {
+      const { start, length, firstFrame } = partRange(index.stored, s.length, part, 2);
+      const { writer, close } = writerInto(file, 'r+', index.original[firstFrame], direct);
+      const r = new FileReceiver(writer, type, scratch, { hash: part === 0 ? hash : undefined });
+      try {
+        for (const p of pieces(s.subarray(start, start + length), 300_000)) await r.push(p);
+        const sums = await r.finish();
+        expect(sums.storedSize).toBe(length);
+        expect(sums.original.checksum, 'a part does not end the hash').toBe('');
+        written[part] = { offset: index.original[firstFrame], size: sums.original.size };
+      } finally {
+        r.release();
+        await close();
       }
-    } finally {
-      fs.closeSync(fd);
     }
     const bytes = fs.readFileSync(file);
     expect(bytes.equals(original)).toBe(true);
     expect(partsMisfit(written, original.length)).toBeUndefined();
     // carried on over part 1, read back from the file: the whole file's SHA-1
-    hash.update(bytes.subarray(written[0].size));
+    const fd = fs.openSync(file, 'r');
+    try {
+      expect(readToEnd(file, fd, written[0].size, scratch.takeStaging(), Buffer.alloc(100_000), (b) => hash.update(b))).toBe(original.length);
+    } finally {
+      fs.closeSync(fd);
+    }
     expect(hash.digest('hex')).toBe(createHash('sha1').update(original).digest('hex'));
   });
 });
