@@ -167,7 +167,7 @@ async function openUpload<M extends { header?: { job_id: string } | null }>(ctx:
 export async function putBackupFile(ctx: ServerContext, call: AsyncIterable<FileUpload__Output>, caller: Caller): Promise<PutFileResult> {
   const { messages, header, session } = await openUpload(ctx, call, caller, 'PutBackupFile');
   const name = validateManifestPath(header.name);
-  const temp = await ctx.storage.openTemp(backupFileKey(session.stanza, session.label, name, header.compress_type), { direct: true });
+  const temp = await ctx.storage.openTemp(backupFileKey(session.stanza, session.label, name, header.compress_type));
   try {
     const what = `backup file ${name}`;
     const trailer = withOriginalChecksum(await receiveIntoTemp(messages, temp, what), header.compress_type, what);
@@ -190,7 +190,7 @@ export async function putBackupFile(ctx: ServerContext, call: AsyncIterable<File
 export async function putBundle(ctx: ServerContext, call: AsyncIterable<BundleUpload__Output>, caller: Caller): Promise<PutBundleResult> {
   const { messages, session } = await openUpload(ctx, call, caller, 'PutBundle');
   const bundleId = session.nextBundleId();
-  const temp = await ctx.storage.openTemp(bundleKey(session.stanza, session.label, bundleId), { direct: true });
+  const temp = await ctx.storage.openTemp(bundleKey(session.stanza, session.label, bundleId));
   const receiver = new BundleReceiver(temp, bundleId);
   try {
     for (;;) {

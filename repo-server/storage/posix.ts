@@ -5,7 +5,6 @@ import { randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { safeJoin } from '../../shared/validate';
 import { syncDirectory } from '../../shared/fs-sync';
-import { DirectAppender, openDirect } from './direct-write';
 
 /**
  * The repository on a local (or mounted) filesystem. Keys are relative paths; nothing is
@@ -139,17 +138,11 @@ export class PosixStorage {
     }
   }
 
-  /**
-   * Writes a stream under a temp name; call commit() to make it durable and visible, discard() otherwise.
-   * `direct`: the bytes bypass the page cache where the filesystem allows (backup files: written
-   * once, large, not read back soon; see direct-write.ts).
-   */
-  async openTemp(key: string, opts: { direct?: boolean } = {}): Promise<TempFile> {
+  /** Writes a stream under a temp name; call commit() to make it durable and visible, discard() otherwise. */
+  async openTemp(key: string): Promise<TempFile> {
     const final = this.path(key);
     await fsp.mkdir(path.dirname(final), { recursive: true, mode: 0o750 });
     const tmpPath = `${final}.pgrepo.tmp.${randomBytes(4).toString('hex')}`;
-    const direct = opts.direct ? await openDirect(tmpPath, 0o640) : undefined;
-    if (direct) return new TempFile(direct, tmpPath, final, new DirectAppender(direct, tmpPath));
     const handle = await fsp.open(tmpPath, 'wx', 0o640);
     return new TempFile(handle, tmpPath, final);
   }
@@ -194,8 +187,7 @@ export class TempFile {
   /** small appends not yet written: their bytes, and where they go */
   private pending: { buf: Buffer; at: number; len: number } | undefined;
 
-  constructor(readonly handle: fsp.FileHandle, readonly tmpPath: string, readonly finalPath: string,
-    private readonly direct?: DirectAppender) {}
+  constructor(readonly handle: fsp.FileHandle, readonly tmpPath: string, readonly finalPath: string) {}
 
   /**
    * Writes `data` after what the previous appends wrote, at its own offset: appends may be in
@@ -204,7 +196,6 @@ export class TempFile {
    * written with the ones around it, at the latest by commit.
    */
   append(data: Uint8Array): Promise<void> {
-    if (this.direct) return this.direct.append(data);
     if (data.length <= COALESCE_MAX) {
       const full = this.pending && this.pending.len + data.length > this.pending.buf.length;
       const flushed = full ? this.writePending() : undefined;
@@ -252,11 +243,9 @@ export class TempFile {
 
   /** Commits under another name in the same directory (when the name depends on the content, as for WAL). */
   async commitAs(finalPath: string): Promise<void> {
-    await this.direct?.finish();
     await this.writePending();
     await this.syncing;
     await this.handle.sync();
-    await this.direct?.close();
     await this.handle.close();
     await fsp.rename(this.tmpPath, finalPath);
     this.done = true;
@@ -267,8 +256,6 @@ export class TempFile {
     if (this.done) return;
     this.done = true;
     await this.syncing?.catch(() => undefined);
-    await this.direct?.abandon();
-    await this.direct?.close();
     await this.handle.close().catch(() => undefined);
     await fsp.rm(this.tmpPath, { force: true });
   }
