@@ -65,7 +65,7 @@ const umask = process.umask();
 interface Output {
   fd: number;
   writer: FileWriter;
-  close(): Promise<void>;
+  close(): void;
 }
 
 /** Two aligned buffers for a direct writer, or undefined when they cannot be had. */
@@ -98,9 +98,8 @@ function output(open: (direct: boolean) => { fd: number; direct: boolean }, dest
   return {
     fd,
     writer,
-    close: async () => {
-      // no write may still be in flight into the descriptor or from the buffers
-      await writer.close();
+    close: () => {
+      writer.close();
       giveBack(used);
       fs.closeSync(fd);
     },
@@ -134,8 +133,8 @@ async function receive(messages: AsyncIterable<{ data?: Buffer }>, label: string
   try {
     let sums;
     try {
-      for await (const data of dataChunks(messages)) await receiver.push(data);
-      sums = await receiver.finish();
+      for await (const data of dataChunks(messages)) receiver.push(data);
+      sums = receiver.finish();
     } catch (err) {
       if (isCodecError(err)) throw undecodable(file, label, err);
       throw err;
@@ -147,7 +146,7 @@ async function receive(messages: AsyncIterable<{ data?: Buffer }>, label: string
     complete = true;
   } finally {
     receiver.release();
-    await out.close();
+    out.close();
     // a file cut short must not stay behind looking restored (a --force delta goes by size and time)
     if (!complete) fs.rmSync(dest, { force: true });
   }
@@ -195,10 +194,10 @@ async function receivePart(task: FetchTask, f: FetchFile): Promise<Done> {
           out = output((direct) => openForWrite(f.dest, 'r+', 0, direct), f.dest, offset, true, partWrites);
           receiver = new FileReceiver(out.writer, f.file.compress_type, scratch, { hash });
         }
-        if (m.data.length > 0) await receiver.push(m.data);
+        if (m.data.length > 0) receiver.push(m.data);
       }
       if (!receiver) throw new UserError(`the repository server sent nothing of part ${index + 1} of ${parts} of file ${f.file.name}`);
-      const sums = await receiver.finish();
+      const sums = receiver.finish();
       const written: PartWritten = { offset, size: sums.original.size };
       if (hash) begun.set(f.dest, { hash, size: written.size });
       return { stored: sums.storedSize, written };
@@ -211,7 +210,7 @@ async function receivePart(task: FetchTask, f: FetchFile): Promise<Done> {
     throw err;
   } finally {
     receiver?.release();
-    await out?.close();
+    out?.close();
   }
 }
 

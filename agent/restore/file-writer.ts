@@ -1,5 +1,4 @@
 import fs from 'node:fs';
-import { RING_BUFFER_SIZE } from '../../shared/stream/buffer-ring';
 import type { WriteLock } from './write-lock';
 
 /*
@@ -25,7 +24,7 @@ export const DIRECT_ALIGN = 4096;
 /** Files at least this large are written with direct I/O; smaller ones cost their open and close more than their bytes. */
 export const DIRECT_MIN = 1024 * 1024;
 
-/** Each of a direct writer's two buffers: the room kept free for a frame, and at least as much again to write at once. */
+/** Each of a direct writer's two buffers: a run of about this much is written at once (a multiple of DIRECT_ALIGN). */
 export const STAGING_SIZE = 5 * 512 * 1024;
 
 /** Set once a file system refused direct I/O on this thread: later files go through the page cache at once. */
@@ -109,18 +108,11 @@ export interface Direct {
 }
 
 /**
- * Room kept free in the buffer being filled: a piece up to this size (a decoded frame, which lives
- * in memory the thread's other receivers decode into too) is copied at once, before any wait.
- */
-const ROOM = RING_BUFFER_SIZE;
-
-/**
  * Writes bytes one after another into `fd` from `position`. Through the page cache: each piece at
  * once, holding `lock` (when given: the parts of one file are written by several workers). With
  * `direct` (fd opened with O_DIRECT): the bytes are gathered in an aligned buffer and written in
- * aligned runs, the unaligned rest carried to the other buffer; write() may return a promise (a
- * refused direct write is redone through the page cache when it settles), and the piece must stay
- * as it is until it settles.
+ * aligned runs as it fills, the unaligned rest carried to the other buffer; a direct write the file
+ * system refuses (EINVAL) is redone through the page cache, and so is everything after it.
  */
 export class FileWriter {
   /** where the next byte goes (direct: the first byte gathered in `cur`) */
@@ -128,10 +120,8 @@ export class FileWriter {
   /** direct: the buffer being filled, until a direct write is refused; and how much of it is */
   private cur?: Buffer;
   private fill = 0;
-  /** direct: the other buffer, free once `flying` has landed */
+  /** direct: the other buffer, which takes the unaligned rest of a run written */
   private spare?: Buffer;
-  /** direct: the last aligned run written, its outcome met by landed() */
-  private flying?: { buf: Buffer; length: number; at: number; done: Promise<void> };
   /** for the unaligned head or tail, and the rest of the file after a refused direct write */
   private plain?: number;
   /** direct: bytes still to go through the page cache before the first aligned boundary */
@@ -144,43 +134,14 @@ export class FileWriter {
     this.head = direct ? (DIRECT_ALIGN - (position % DIRECT_ALIGN)) % DIRECT_ALIGN : 0;
   }
 
-  write(b: Buffer): Promise<void> | undefined {
+  write(b: Buffer): void {
     if (this.head > 0) {
       const n = Math.min(this.head, b.length);
       this.writePlain(b.subarray(0, n));
       this.head -= n;
       b = b.subarray(n);
     }
-    if (!this.cur) {
-      if (b.length > 0) this.writePlain(b);
-      return undefined;
-    }
-    const n = b.copy(this.cur, this.fill);
-    this.fill += n;
-    if (n < b.length) return this.writeRest(b.subarray(n));
-    return this.cur.length - this.fill < ROOM ? this.rotate() : undefined;
-  }
-
-  /** Writes what is gathered (the tail that is not a whole aligned block through the page cache). Call once, at the end. */
-  async end(): Promise<void> {
-    await this.rotate();
-    await this.landed();
-    if (this.fill > 0) this.writePlain(this.cur!.subarray(0, this.fill));
-    this.fill = 0;
-    await this.close();
-  }
-
-  /** Waits for the write in flight, whatever its end, and closes the descriptor of the head or tail: call before `fd` is closed. */
-  async close(): Promise<void> {
-    await this.flying?.done.catch(() => undefined);
-    if (this.plain !== undefined) fs.closeSync(this.plain);
-    this.plain = undefined;
-  }
-
-  /** A piece larger than the room kept: the rest of it as the buffers free up. */
-  private async writeRest(b: Buffer): Promise<void> {
     while (b.length > 0) {
-      await this.rotate();
       if (!this.cur) {
         this.writePlain(b);
         return;
@@ -188,25 +149,41 @@ export class FileWriter {
       const n = b.copy(this.cur, this.fill);
       this.fill += n;
       b = b.subarray(n);
+      if (this.fill === this.cur.length) this.rotate();
     }
-    if (this.cur && this.cur.length - this.fill < ROOM) await this.rotate();
   }
 
-  /** Once the last write has landed, starts writing the aligned run gathered and goes on filling the other buffer. */
-  private async rotate(): Promise<void> {
-    await this.landed();
+  /** Writes what is gathered (the tail that is not a whole aligned block through the page cache) and closes the tail's descriptor. Call once, at the end. */
+  end(): void {
+    this.rotate();
+    if (this.fill > 0) this.writePlain(this.cur!.subarray(0, this.fill));
+    this.fill = 0;
+    this.close();
+  }
+
+  /** Closes the descriptor of the head or tail, however the writing ended: call before `fd` is closed. */
+  close(): void {
+    if (this.plain !== undefined) fs.closeSync(this.plain);
+    this.plain = undefined;
+  }
+
+  /** Writes the aligned run gathered and goes on filling the other buffer from its unaligned rest. */
+  private rotate(): void {
     const cur = this.cur;
     const aligned = this.fill - (this.fill % DIRECT_ALIGN);
     if (!cur || aligned === 0) return;
-    let done: Promise<void>;
     try {
       writeAllSync(this.fd, cur.subarray(0, aligned), this.position);
-      done = Promise.resolve();
     } catch (err) {
-      done = Promise.reject(err);
+      if ((err as NodeJS.ErrnoException).code !== 'EINVAL') throw err;
+      // the file system wants another alignment, or no direct I/O: the page cache from here on
+      directRefused = true;
+      const gathered = cur.subarray(0, this.fill);
+      this.cur = undefined;
+      this.fill = 0;
+      this.writePlain(gathered);
+      return;
     }
-    done.catch(() => undefined); // met by landed()
-    this.flying = { buf: cur, length: aligned, at: this.position, done };
     const next = this.spare!;
     cur.copy(next, 0, aligned, this.fill);
     this.fill -= aligned;
@@ -215,37 +192,13 @@ export class FileWriter {
     this.cur = next;
   }
 
-  /**
-   * Waits for the write in flight. One the file system refused (EINVAL: another alignment, or no
-   * direct I/O) is done through the page cache, and so is everything after it.
-   */
-  private async landed(): Promise<void> {
-    const w = this.flying;
-    if (!w) return;
-    this.flying = undefined;
-    try {
-      await w.done;
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EINVAL') throw err;
-      directRefused = true;
-      this.writePlainAt(w.buf.subarray(0, w.length), w.at);
-      const gathered = this.cur!.subarray(0, this.fill);
-      this.cur = undefined;
-      this.fill = 0;
-      this.writePlain(gathered);
-    }
-  }
-
   private writePlain(b: Buffer): void {
-    this.writePlainAt(b, this.position);
-    this.position += b.length;
-  }
-
-  private writePlainAt(b: Buffer, at: number): void {
     // the descriptor opened with O_DIRECT takes aligned writes only
     if (this.direct && this.plain === undefined) this.plain = fs.openSync(this.direct.path, 'r+');
     const fd = this.plain ?? this.fd;
+    const at = this.position;
     if (this.lock) this.lock.hold(() => writeAllSync(fd, b, at));
     else writeAllSync(fd, b, at);
+    this.position += b.length;
   }
 }

@@ -84,28 +84,28 @@ export class FileReceiver {
     this.carry = undefined;
   }
 
-  /** Takes the next received bytes; `data` must stay as it is until the promise settles (the writer may wait for the disk). */
-  async push(data: Buffer): Promise<void> {
+  /** Takes the next received bytes, decoded and written before it returns. */
+  push(data: Buffer): void {
     this.stored += data.length;
     if (this.type === 'none') {
-      await this.emit(data);
+      this.emit(data);
       return;
     }
-    let pos = this.carried > 0 ? await this.completeCarried(data) : 0;
+    let pos = this.carried > 0 ? this.completeCarried(data) : 0;
     while (pos < data.length) {
       const n = frameLength(this.type, data.subarray(pos), data.length - pos);
       if (n === 'unknown') throw new UnframedError(`the stored ${this.type} bytes are not frames this reader can delimit`);
       if (n === 'more') break;
-      await this.decode(data.subarray(pos, pos + n));
+      this.decode(data.subarray(pos, pos + n));
       pos += n;
     }
     if (pos < data.length) this.keep(data, pos, data.length - pos);
   }
 
   /** Writes what the writer holds; the sizes, and of a whole file its SHA-1 (of a part: '', its caller's hash goes on). */
-  async finish(): Promise<Downloaded> {
+  finish(): Downloaded {
     if (this.carried > 0) throw truncated(this.type, this.carried);
-    await this.writer.end();
+    this.writer.end();
     const checksum = this.part ? '' : this.hash!.digest('hex');
     return { original: { size: this.size, checksum }, storedSize: this.stored };
   }
@@ -115,13 +115,13 @@ export class FileReceiver {
    * its length is known and it is whole; decodes it. Returns where in `data` the next frame
    * starts (all of `data`, when the frame goes on).
    */
-  private async completeCarried(data: Buffer): Promise<number> {
+  private completeCarried(data: Buffer): number {
     let pos = 0;
     for (;;) {
       const n = frameLength(this.type, this.carry!, this.carried);
       if (n === 'unknown') throw new UnframedError(`the stored ${this.type} bytes are not frames this reader can delimit`);
       if (typeof n === 'number') {
-        await this.decode(this.carry!.subarray(0, n));
+        this.decode(this.carry!.subarray(0, n));
         // what was copied past the frame's end is read again from `data`, where it still is
         const next = pos - (this.carried - n);
         this.carried = 0;
@@ -145,19 +145,19 @@ export class FileReceiver {
     this.carried += n;
   }
 
-  private decode(frame: Buffer): Promise<void> | undefined {
+  private decode(frame: Buffer): void {
     let original: Buffer;
     try {
       original = decodeFrame(this.type, frame, this.scratch.out);
     } catch (err) {
       throw new CodecError((err as Error).message);
     }
-    return this.emit(original);
+    this.emit(original);
   }
 
-  private emit(b: Buffer): Promise<void> | undefined {
+  private emit(b: Buffer): void {
     this.hash?.update(b);
     this.size += b.length;
-    return this.writer.write(b);
+    this.writer.write(b);
   }
 }

@@ -35,10 +35,10 @@ async function writeAt(file: string, position: number, bytes: Buffer, sizes: num
   try {
     const writer = new FileWriter(opened.fd, position, opened.direct ? { path: file, staging } : undefined);
     try {
-      for (const p of pieces(bytes, sizes)) await writer.write(p);
-      await writer.end();
+      for (const p of pieces(bytes, sizes)) writer.write(p);
+      writer.end();
     } finally {
-      await writer.close();
+      writer.close();
     }
   } finally {
     fs.closeSync(opened.fd);

@@ -46,7 +46,7 @@ function writerInto(file: string, flags: 'w' | 'r+', position: number, direct: b
   return {
     writer,
     close: async () => {
-      await writer.close();
+      writer.close();
       fs.closeSync(opened.fd);
     },
   };
@@ -59,8 +59,8 @@ async function receive(type: string, parts: Buffer[], scratch = new ReceiveScrat
   try {
     const r = new FileReceiver(writer, type, scratch);
     try {
-      for (const p of parts) await r.push(p);
-      return { sums: await r.finish(), written: fs.readFileSync(file) };
+      for (const p of parts) r.push(p);
+      return { sums: r.finish(), written: fs.readFileSync(file) };
     } finally {
       r.release();
     }
@@ -107,8 +107,8 @@ describe('FileReceiver writing a part at its offset', () => {
       const { writer, close } = writerInto(file, 'r+', index.original[firstFrame], direct);
       const r = new FileReceiver(writer, type, scratch, { hash: part === 0 ? hash : undefined });
       try {
-        for (const p of pieces(s.subarray(start, start + length), 300_000)) await r.push(p);
-        const sums = await r.finish();
+        for (const p of pieces(s.subarray(start, start + length), 300_000)) r.push(p);
+        const sums = r.finish();
         expect(sums.storedSize).toBe(length);
         expect(sums.original.checksum, 'a part does not end the hash').toBe('');
         written[part] = { offset: index.original[firstFrame], size: sums.original.size };
