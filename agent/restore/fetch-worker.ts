@@ -68,22 +68,15 @@ interface Output {
   close(): void;
 }
 
-/** Two aligned buffers for a direct writer, or undefined when they cannot be had. */
-function takeStaging(): [Buffer, Buffer] | undefined {
-  const a = scratch.takeStaging();
-  const b = a && scratch.takeStaging();
-  if (b) return [a!, b];
-  if (a) scratch.giveStaging(a);
-  return undefined;
-}
-
 /**
  * Opens a file with `open` and makes its writer from `position`: with direct I/O (file-writer.ts)
  * when `direct` is wanted, aligned memory can be had, and the file system takes it.
  */
 function output(open: (direct: boolean) => { fd: number; direct: boolean }, dest: string, position: number, direct: boolean, lock?: WriteLock): Output {
-  const staging = direct ? takeStaging() : undefined;
-  const giveBack = (buffers?: Buffer[]) => buffers?.forEach((b) => scratch.giveStaging(b));
+  const staging = direct ? scratch.takeStaging() : undefined;
+  const giveBack = (b?: Buffer) => {
+    if (b) scratch.giveStaging(b);
+  };
   let opened;
   try {
     opened = open(staging !== undefined);

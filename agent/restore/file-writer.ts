@@ -24,7 +24,7 @@ export const DIRECT_ALIGN = 4096;
 /** Files at least this large are written with direct I/O; smaller ones cost their open and close more than their bytes. */
 export const DIRECT_MIN = 1024 * 1024;
 
-/** Each of a direct writer's two buffers: a run of about this much is written at once (a multiple of DIRECT_ALIGN). */
+/** A direct writer's buffer: a run of this much is written at once (a multiple of DIRECT_ALIGN). */
 export const STAGING_SIZE = 5 * 512 * 1024;
 
 /** Set once a file system refused direct I/O on this thread: later files go through the page cache at once. */
@@ -101,18 +101,19 @@ function writeAllSync(fd: number, b: Buffer, position: number): void {
   for (let done = 0; done < b.length;) done += fs.writeSync(fd, b, done, b.length - done, position + done);
 }
 
-/** What a direct FileWriter needs: the file's path (for the buffered descriptor of an unaligned head or tail) and two aligned buffers. */
+/** What a direct FileWriter needs: the file's path (for the buffered descriptor of an unaligned head or tail) and an aligned buffer. */
 export interface Direct {
   path: string;
-  staging: [Buffer, Buffer];
+  staging: Buffer;
 }
 
 /**
  * Writes bytes one after another into `fd` from `position`. Through the page cache: each piece at
  * once, holding `lock` (when given: the parts of one file are written by several workers). With
- * `direct` (fd opened with O_DIRECT): the bytes are gathered in an aligned buffer and written in
- * aligned runs as it fills, the unaligned rest carried to the other buffer; a direct write the file
- * system refuses (EINVAL) is redone through the page cache, and so is everything after it.
+ * `direct` (fd opened with O_DIRECT): the bytes are gathered in an aligned buffer, written each
+ * time it is full, and what is left at the end (less than a whole block: the file's tail) through
+ * the page cache; a direct write the file system refuses (EINVAL) is redone through the page cache,
+ * and so is everything after it.
  */
 export class FileWriter {
   /** where the next byte goes (direct: the first byte gathered in `cur`) */
@@ -120,8 +121,6 @@ export class FileWriter {
   /** direct: the buffer being filled, until a direct write is refused; and how much of it is */
   private cur?: Buffer;
   private fill = 0;
-  /** direct: the other buffer, which takes the unaligned rest of a run written */
-  private spare?: Buffer;
   /** for the unaligned head or tail, and the rest of the file after a refused direct write */
   private plain?: number;
   /** direct: bytes still to go through the page cache before the first aligned boundary */
@@ -129,7 +128,7 @@ export class FileWriter {
 
   constructor(private readonly fd: number, position: number, private readonly direct?: Direct, private readonly lock?: WriteLock) {
     this.position = position;
-    [this.cur, this.spare] = direct?.staging ?? [];
+    this.cur = direct?.staging;
     // an unaligned start: the bytes up to the next boundary are written through the page cache
     this.head = direct ? (DIRECT_ALIGN - (position % DIRECT_ALIGN)) % DIRECT_ALIGN : 0;
   }
@@ -149,15 +148,17 @@ export class FileWriter {
       const n = b.copy(this.cur, this.fill);
       this.fill += n;
       b = b.subarray(n);
-      if (this.fill === this.cur.length) this.rotate();
+      if (this.fill === this.cur.length) this.writeGathered(this.fill);
     }
   }
 
   /** Writes what is gathered (the tail that is not a whole aligned block through the page cache) and closes the tail's descriptor. Call once, at the end. */
   end(): void {
-    this.rotate();
-    if (this.fill > 0) this.writePlain(this.cur!.subarray(0, this.fill));
-    this.fill = 0;
+    if (this.cur) {
+      const aligned = this.fill - (this.fill % DIRECT_ALIGN);
+      const tail = this.cur.subarray(aligned, this.fill);
+      if (this.writeGathered(aligned)) this.writePlain(tail);
+    }
     this.close();
   }
 
@@ -167,29 +168,26 @@ export class FileWriter {
     this.plain = undefined;
   }
 
-  /** Writes the aligned run gathered and goes on filling the other buffer from its unaligned rest. */
-  private rotate(): void {
-    const cur = this.cur;
-    const aligned = this.fill - (this.fill % DIRECT_ALIGN);
-    if (!cur || aligned === 0) return;
+  /**
+   * Writes the first `length` bytes gathered (whole blocks) to the disk and empties the buffer.
+   * Returns false when the file system refused: then all that was gathered went through the page
+   * cache, as everything after it will.
+   */
+  private writeGathered(length: number): boolean {
+    const gathered = this.cur!.subarray(0, this.fill);
+    this.fill = 0;
+    if (length === 0) return true;
     try {
-      writeAllSync(this.fd, cur.subarray(0, aligned), this.position);
+      writeAllSync(this.fd, gathered.subarray(0, length), this.position);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EINVAL') throw err;
-      // the file system wants another alignment, or no direct I/O: the page cache from here on
       directRefused = true;
-      const gathered = cur.subarray(0, this.fill);
       this.cur = undefined;
-      this.fill = 0;
       this.writePlain(gathered);
-      return;
+      return false;
     }
-    const next = this.spare!;
-    cur.copy(next, 0, aligned, this.fill);
-    this.fill -= aligned;
-    this.position += aligned;
-    this.spare = cur;
-    this.cur = next;
+    this.position += length;
+    return true;
   }
 
   private writePlain(b: Buffer): void {

@@ -42,7 +42,7 @@ function pieces(b: Buffer, size: number): Buffer[] {
 /** A writer into `file` from `position`, with direct I/O when `direct` (where the file system takes it). */
 function writerInto(file: string, flags: 'w' | 'r+', position: number, direct: boolean) {
   const opened = openForWrite(file, flags, 0o600, direct);
-  const writer = new FileWriter(opened.fd, position, opened.direct ? { path: file, staging: [alignedBuffer(STAGING_SIZE), alignedBuffer(STAGING_SIZE)] } : undefined);
+  const writer = new FileWriter(opened.fd, position, opened.direct ? { path: file, staging: alignedBuffer(STAGING_SIZE) } : undefined);
   return {
     writer,
     close: async () => {
